@@ -1,0 +1,1 @@
+"""The ``radiounet`` command line."""

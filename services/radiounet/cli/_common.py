@@ -1,0 +1,102 @@
+"""Options and helpers shared by the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..core.normalisation import PROFILES
+from ..workflows import Cluster
+
+__all__ = [
+    "add_cluster_options",
+    "add_model_option",
+    "add_profile_option",
+    "cluster_from_args",
+    "tile_progress",
+    "warn_placeholder",
+]
+
+
+def add_model_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="model repository, model folder or version folder (default: the shipped "
+        "model_repo, latest version)",
+    )
+
+
+def add_profile_option(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument(
+        "--profile",
+        default=default,
+        metavar="NAME",
+        help=f"normalisation profile: one of {', '.join(sorted(PROFILES))}, or "
+        f"VMIN:VMAX:UNIT (UNIT Jy/beam or Jy/pixel); default {default}",
+    )
+
+
+class tile_progress:  # noqa: N801 - used like a function
+    """A tqdm bar over tiles (on stderr, only on a terminal)."""
+
+    def __init__(self, desc: str) -> None:
+        self.desc = desc
+        self.bar: tqdm | None = None
+
+    def start(self, total: int) -> None:
+        self.bar = tqdm(total=total, desc=self.desc, unit="tile", disable=None, file=sys.stderr)
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def warn_placeholder(trained: bool) -> None:
+    if not trained:
+        print(
+            "note: the model's weights are a placeholder (untrained); probabilities and R "
+            "are not meaningful until a trained model is installed (see model_repo/radio_unet/"
+            "README.md)",
+            file=sys.stderr,
+        )
+
+
+def add_cluster_options(parser: argparse.ArgumentParser, *, required: bool) -> None:
+    """--ra/--dec and the cluster size (--theta500, or --z with --m500)."""
+    group = parser.add_argument_group(
+        "cluster" + ("" if required else " (optional: draws the 2.2 R500 circle)")
+    )
+    group.add_argument("--ra", type=float, required=required, help="cluster RA [deg]")
+    group.add_argument("--dec", type=float, required=required, help="cluster Dec [deg]")
+    group.add_argument("--z", type=float, default=None, help="redshift")
+    group.add_argument("--m500", type=float, default=None, help="M500 [1e14 Msun]")
+    group.add_argument("--theta500", type=float, default=None, help="R500 on the sky [arcmin]")
+    group.add_argument("--name", default="", help="cluster name (for reports)")
+
+
+def cluster_from_args(args: argparse.Namespace) -> Cluster | None:
+    """The cluster the options describe, or None when no position was given."""
+    if args.ra is None and args.dec is None:
+        return None
+    if args.ra is None or args.dec is None:
+        raise ValueError("give both --ra and --dec")
+    if args.theta500 is None and (args.z is None or args.m500 is None):
+        raise ValueError("give --theta500, or both --z and --m500, for the cluster size")
+    return Cluster(
+        ra_deg=args.ra,
+        dec_deg=args.dec,
+        z=args.z,
+        m500_1e14=args.m500,
+        theta500_arcmin=args.theta500,
+        name=args.name,
+    )

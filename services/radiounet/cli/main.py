@@ -1,0 +1,48 @@
+"""Entry point of the ``radiounet`` command: one subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from . import classify_cmd, demo_cmd, model_cmd, segment_cmd
+
+__all__ = ["build_parser", "main"]
+
+_COMMANDS = (segment_cmd, classify_cmd, demo_cmd, model_cmd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="radiounet",
+        description=(
+            "Find diffuse radio emission (halos, relics, filaments) in radio images "
+            "with Radio U-Net (Stuardi et al. 2024)."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"radiounet {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command in _COMMANDS:
+        command.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status (2 for bad input)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (ValueError, FileExistsError, FileNotFoundError) as exc:
+        # InvalidImageError is a ValueError: every bad input ends here as one line.
+        print(f"radiounet {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"radiounet {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""``radiounet segment``: a FITS image in, a probability-map FITS (and quicklook) out."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+from ..core.detection import DEFAULT_RADIUS_R500
+from ..core.normalisation import get_profile
+from ..core.segmentation import DEFAULT_BATCH_SIZE
+from ..io.fits_image import read_image
+from ..io.probability_map import read_probability_map
+from ..io.quicklook import write_quicklook
+from ..workflows import Cluster, segment_fits
+from ._common import (
+    add_cluster_options,
+    add_model_option,
+    add_profile_option,
+    cluster_from_args,
+    tile_progress,
+    warn_placeholder,
+)
+
+__all__ = ["register", "run", "save_quicklook"]
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "segment",
+        help="segment a FITS image into a diffuse-emission probability map",
+        description="Segment a radio image (2-D, or a 4-D LOFAR cube with degenerate FREQ/"
+        "STOKES axes; Jy/beam, mJy/beam or Jy/pixel) into a FITS map of the probability "
+        "of diffuse emission, with the input's WCS and provenance keywords.",
+    )
+    p.add_argument("image", type=Path, help="input FITS image")
+    p.add_argument("-o", "--output", type=Path, required=True, help="output probability FITS")
+    add_profile_option(p, "lotss-dr2-lowres")
+    add_model_option(p)
+    p.add_argument("--model-version", type=int, default=None, help="model version (default latest)")
+    p.add_argument("--png", type=Path, default=None, help="also write a quicklook PNG")
+    p.add_argument("--bunit", default=None, help="brightness unit, overriding BUNIT")
+    p.add_argument(
+        "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="tiles per model call"
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    add_cluster_options(p, required=False)
+    p.set_defaults(run=run)
+
+
+def save_quicklook(
+    png: Path, image_path: Path, map_path: Path, *, bunit: str | None, cluster: Cluster | None
+) -> None:
+    """Fig. 4-style quicklook of an image and its probability map."""
+    image = read_image(image_path, bunit=bunit)
+    prob = read_probability_map(map_path)
+    circle_xy = radius = None
+    if cluster is not None:
+        x, y = prob.wcs.world_to_pixel_values(cluster.ra_deg, cluster.dec_deg)
+        circle_xy = (float(x), float(y))
+        pixel_arcmin = math.sqrt(prob.wcs.proj_plane_pixel_area().to_value("arcmin2"))
+        radius = DEFAULT_RADIUS_R500 * cluster.theta500 / pixel_arcmin
+    write_quicklook(
+        png,
+        image.data * image.scale,
+        prob.data,
+        wcs=prob.wcs,
+        title=cluster.name if cluster and cluster.name else image_path.name,
+        circle_xy=circle_xy,
+        circle_radius_pix=radius,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..model.predictor import SavedModelPredictor  # TensorFlow: import only when needed
+    from ..model.repository import resolve_model
+
+    profile = get_profile(args.profile)
+    cluster = cluster_from_args(args)
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size!r}")
+    if args.png is not None and args.png.exists() and not args.overwrite:
+        raise FileExistsError(f"{args.png} exists (use --overwrite to replace it)")
+    model = resolve_model(args.model, version=args.model_version)
+    warn_placeholder(model.metadata.trained)
+    predictor = SavedModelPredictor(model)
+    bar = tile_progress("segment")
+    try:
+        result = segment_fits(
+            args.image,
+            args.output,
+            predictor=predictor,
+            model=model,
+            profile=profile,
+            bunit=args.bunit,
+            batch_size=args.batch_size,
+            overwrite=args.overwrite,
+            progress=bar.update,
+            on_start=bar.start,
+        )
+    finally:
+        bar.close()
+    print(
+        f"wrote {result.output} ({result.shape[1]}x{result.shape[0]} px, {result.n_tiles} tiles, "
+        f"model {model.name} v{model.version}, profile {profile.name})"
+    )
+    if args.png is not None:
+        save_quicklook(args.png, args.image, args.output, bunit=args.bunit, cluster=cluster)
+        print(f"wrote {args.png}")
+    return 0

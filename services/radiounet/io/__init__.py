@@ -1,0 +1,1 @@
+"""Reading and writing FITS images, probability maps and quicklooks."""
