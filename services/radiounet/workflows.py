@@ -32,8 +32,8 @@ from .io.probability_map import (
 from .model.repository import ModelVersion
 
 __all__ = [
-    "Cluster",
     "Classification",
+    "Cluster",
     "SegmentationResult",
     "classify_map",
     "segment_fits",

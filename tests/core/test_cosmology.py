@@ -46,16 +46,17 @@ def test_r500_and_theta500_match_psz2(psz2_rows: list[dict[str, str]], k: int) -
     row = psz2_rows[k]
     m500, z = float(row["MSZ_1e14"]), float(row["z"])
     assert r500_kpc(m500, z) == pytest.approx(float(row["R500_kpc"]), rel=0.01), row["Name"]
-    assert theta500_arcmin(m500, z) == pytest.approx(
-        float(row["theta500_arcmin"]), rel=0.01
-    ), row["Name"]
+    assert theta500_arcmin(m500, z) == pytest.approx(float(row["theta500_arcmin"]), rel=0.01), row[
+        "Name"
+    ]
     # The catalogue's two columns imply the angular scale at z.
     implied = float(row["R500_kpc"]) / float(row["theta500_arcmin"])
     assert kpc_per_arcmin(z) == pytest.approx(implied, rel=0.01), row["Name"]
 
 
 def test_paper_cluster_g055_59_31_85(psz2_rows: list[dict[str, str]]) -> None:
-    # PSZ2 G055.59+31.85 (radio halo, Stuardi et al. 2024, Fig. 4), read from the catalogue.
+    # PSZ2 G055.59+31.85 (radio halo, Stuardi et al. 2024, Fig. 4), read from the catalogue
+    # (the fixture is requested for its skip when the catalogue is missing).
     with PSZ2_CSV.open(newline="") as f:
         (row,) = [r for r in csv.DictReader(f) if r["Name"] == "PSZ2 G055.59+31.85"]
     m500, z = float(row["MSZ_1e14"]), float(row["z"])

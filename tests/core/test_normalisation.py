@@ -122,9 +122,7 @@ def test_normalise_is_monotone_and_bounded(values: list[float]) -> None:
 
 def test_float32_and_float64_inputs_agree() -> None:
     data = np.array([3e-7, 4.5e-5, 2e-3], dtype=np.float32)
-    np.testing.assert_array_equal(
-        normalise(data, LOTSS), normalise(data.astype(np.float64), LOTSS)
-    )
+    np.testing.assert_array_equal(normalise(data, LOTSS), normalise(data.astype(np.float64), LOTSS))
 
 
 # ---------------------------------------------------------------------------
@@ -151,7 +149,15 @@ def test_custom_profile_parsing(spec: str, vmin: float, vmax: float, unit: str, 
 
 @pytest.mark.parametrize(
     "spec",
-    ["lotss", "LOTSS-DR2-LOWRES", "", "1e-6:1e-1", "1e-6:1e-1:K", "1e-6:1e-1:Jy/sr", "1:2:3:Jy/beam"],
+    [
+        "lotss",
+        "LOTSS-DR2-LOWRES",
+        "",
+        "1e-6:1e-1",
+        "1e-6:1e-1:K",
+        "1e-6:1e-1:Jy/sr",
+        "1:2:3:Jy/beam",
+    ],
 )
 def test_unknown_profile_names(spec: str) -> None:
     with pytest.raises(ValueError, match=r"unknown profile .*VMIN:VMAX:UNIT"):

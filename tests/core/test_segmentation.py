@@ -137,7 +137,13 @@ def test_predictor_never_sees_nan_or_values_outside_0_1() -> None:
 
     def recording(tiles: np.ndarray) -> np.ndarray:
         seen.append(
-            (float(tiles.min()), float(tiles.max()), int(np.isnan(tiles).sum()), tiles.shape, tiles.dtype)
+            (
+                float(tiles.min()),
+                float(tiles.max()),
+                int(np.isnan(tiles).sum()),
+                tiles.shape,
+                tiles.dtype,
+            )
         )
         return tiles.copy()
 
@@ -190,9 +196,7 @@ def test_memmap_input_and_output(tmp_path) -> None:
 
 def test_out_of_wrong_shape_is_rejected() -> None:
     with pytest.raises(ValueError, match=r"out has shape \(40, 41\), expected \(41, 40\)"):
-        segment(
-            np.ones((41, 40), np.float32), identity, LOTSS, out=np.empty((40, 41), np.float32)
-        )
+        segment(np.ones((41, 40), np.float32), identity, LOTSS, out=np.empty((40, 41), np.float32))
 
 
 @pytest.mark.parametrize(
@@ -205,7 +209,9 @@ def test_out_of_wrong_shape_is_rejected() -> None:
     ],
 )
 def test_predictor_returning_a_wrong_shape_is_rejected(bad) -> None:
-    with pytest.raises(ValueError, match=r"predictor returned shape \(.*\) for tiles of shape \(3, 32, 32\)"):
+    with pytest.raises(
+        ValueError, match=r"predictor returned shape \(.*\) for tiles of shape \(3, 32, 32\)"
+    ):
         segment(np.ones((48, 64), np.float32), bad, LOTSS, batch_size=3, **SMALL)
 
 

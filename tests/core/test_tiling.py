@@ -309,14 +309,8 @@ def test_tile_grid_rejects_bad_stride(stride: int) -> None:
         tile_grid((100, 100), stride=stride)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services bug: tile_grid documents 'stride must be even' but accepts odd strides, "
-    "which break the (tile - stride) / 2 central-part margin (e.g. tile 32, stride 15 keeps "
-    "a pixel 8 < 8.5 px from a tile edge)",
-)
 def test_tile_grid_rejects_odd_stride() -> None:
-    with pytest.raises(ValueError, match="stride"):
+    with pytest.raises(ValueError, match="tile - stride must be even"):
         tile_grid((100, 100), tile=32, stride=15)
 
 

@@ -42,7 +42,7 @@ def add_profile_option(parser: argparse.ArgumentParser, default: str) -> None:
     )
 
 
-class tile_progress:  # noqa: N801 - used like a function
+class tile_progress:
     """A tqdm bar over tiles (on stderr, only on a terminal)."""
 
     def __init__(self, desc: str) -> None:

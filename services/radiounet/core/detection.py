@@ -121,6 +121,17 @@ def detection_ratio(
     y1 = min(probability.shape[0], math.ceil(cy + radius_pix) + 1)
     x0 = max(0, math.floor(cx - radius_pix))
     x1 = min(probability.shape[1], math.ceil(cx + radius_pix) + 1)
+    # The whole circle's pixel count (not pi r^2) so that an unclipped circle gives exactly 1.
+    n_full = int(
+        circle_mask(
+            (2 * math.ceil(radius_pix) + 3,) * 2,
+            (
+                cx - math.floor(cx) + math.ceil(radius_pix) + 1,
+                cy - math.floor(cy) + math.ceil(radius_pix) + 1,
+            ),
+            radius_pix,
+        ).sum()
+    )
     if y0 >= y1 or x0 >= x1:
         inside = np.zeros((0, 0), dtype=bool)
         values = np.zeros(0, dtype=np.float32)
@@ -136,9 +147,9 @@ def detection_ratio(
     ratio = float(valid.sum(dtype=np.float64) / valid.size)
     return DetectionResult(
         ratio=ratio,
-        detected=ratio >= threshold,
+        detected=bool(ratio >= threshold),
         threshold=threshold,
         n_pixels=int(valid.size),
         radius_pix=float(radius_pix),
-        fraction_in_image=min(1.0, float(inside.sum() / (math.pi * radius_pix**2))),
+        fraction_in_image=float(inside.sum()) / n_full,
     )

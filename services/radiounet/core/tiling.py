@@ -16,8 +16,9 @@ tile sees. An image smaller than a tile is padded (with NaN) up to one tile.
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import numpy as np
 from numpy.typing import NDArray
@@ -61,7 +62,7 @@ def _axis_plan(length: int, tile: int, stride: int) -> AxisPlan:
     origins = list(range(0, last, stride))
     origins.append(last)
     # Boundary between neighbours: midpoint of their centres.
-    bounds = [(a + b + tile) // 2 for a, b in zip(origins[:-1], origins[1:])]
+    bounds = [(a + b + tile) // 2 for a, b in itertools.pairwise(origins)]
     starts = (0, *bounds)
     stops = (*bounds, length)
     return AxisPlan(tuple(origins), starts, stops)
@@ -112,8 +113,8 @@ def tile_grid(
     tile : int, optional
         Tile side in pixels (192 for Radio U-Net).
     stride : int, optional
-        Step between tile origins; must be even and at most ``tile`` (96 for
-        half overlap).
+        Step between tile origins, at most ``tile`` with ``tile - stride``
+        even (96 for half overlap).
 
     Raises
     ------
@@ -132,6 +133,9 @@ def tile_grid(
         raise ValueError(f"tile must be positive, got {tile!r}")
     if not 0 < stride <= tile:
         raise ValueError(f"stride must be in 1..tile ({tile}), got {stride!r}")
+    if (tile - stride) % 2:
+        # Otherwise the discarded margins differ by a pixel between the two sides.
+        raise ValueError(f"tile - stride must be even, got tile {tile!r} and stride {stride!r}")
     ny, nx = int(shape[0]), int(shape[1])
     return TileGrid(
         (ny, nx), tile, stride, _axis_plan(ny, tile, stride), _axis_plan(nx, tile, stride)

@@ -175,14 +175,17 @@ def _image_hdu(hdul: fits.HDUList, name: str, hdu: int | str | None) -> fits.hdu
     else:
         candidates = list(hdul)
     for h in candidates:
-        if isinstance(h, fits.PrimaryHDU | fits.ImageHDU | fits.CompImageHDU) and h.header.get(
-            "NAXIS", 0
-        ) >= 2:
+        if (
+            isinstance(h, fits.PrimaryHDU | fits.ImageHDU | fits.CompImageHDU)
+            and h.header.get("NAXIS", 0) >= 2
+        ):
             return h
     raise InvalidImageError(f"{name}: no image data (no HDU with at least two axes)")
 
 
-def _squeeze_to_2d(data: NDArray[np.floating], header: fits.Header, name: str) -> NDArray[np.floating]:
+def _squeeze_to_2d(
+    data: NDArray[np.floating], header: fits.Header, name: str
+) -> NDArray[np.floating]:
     # numpy axes are FITS axes reversed: (..., STOKES, FREQ, DEC, RA).
     extra = data.shape[:-2]
     for i, n in enumerate(extra):
@@ -218,10 +221,14 @@ def _celestial_wcs(header: fits.Header, name: str) -> WCS:
     return celestial
 
 
-_AIPS_BEAM = re.compile(r"BMAJ\s*=\s*([-+.\dEe]+)\s+BMIN\s*=\s*([-+.\dEe]+)\s+BPA\s*=\s*([-+.\dEe]+)")
+_AIPS_BEAM = re.compile(
+    r"BMAJ\s*=\s*([-+.\dEe]+)\s+BMIN\s*=\s*([-+.\dEe]+)\s+BPA\s*=\s*([-+.\dEe]+)"
+)
 
 
 def beam_from_header(header: fits.Header) -> Beam | None:
+    """The restoring beam from BMAJ/BMIN/BPA, or from AIPS CLEAN HISTORY cards; None if absent."""
+    values: tuple[Any, ...]
     if "BMAJ" in header and "BMIN" in header:
         values = (header["BMAJ"], header["BMIN"], header.get("BPA", 0.0))
     else:
@@ -229,7 +236,7 @@ def beam_from_header(header: fits.Header) -> Beam | None:
         found = [m.groups() for h in header.get("HISTORY", []) if (m := _AIPS_BEAM.search(str(h)))]
         if not found:
             return None
-        values = tuple(float(v) for v in found[-1])
+        values = found[-1]
     try:
         beam = Beam(float(values[0]), float(values[1]), float(values[2]))
     except (TypeError, ValueError):

@@ -122,7 +122,7 @@ def writing_probability_map(
         with tmp.open("r+b") as f:
             f.truncate(offset + math.ceil(nbytes / _FITS_BLOCK) * _FITS_BLOCK)
         data = np.memmap(tmp, dtype=">f4", mode="r+", offset=offset, shape=shape)
-        yield data  # type: ignore[misc]
+        yield data
         data.flush()
         del data
         tmp.replace(target)
@@ -159,4 +159,6 @@ def read_probability_map(source: str | Path) -> ProbabilityMap:
                 f"{name}: not a probability map (values from {finite.min():.3g} to "
                 f"{finite.max():.3g}, expected 0..1); run `radiounet segment` on the image first"
             )
-    return ProbabilityMap(data=data, wcs=wcs, header=header, beam=beam_from_header(header), source=name)
+    return ProbabilityMap(
+        data=data, wcs=wcs, header=header, beam=beam_from_header(header), source=name
+    )

@@ -53,7 +53,7 @@ def export_saved_model(
     @tf.function(
         input_signature=[tf.TensorSpec([None, t, t, 1], tf.float32, name=SIGNATURE.input_key)]
     )
-    def serve(image):  # type: ignore[no-untyped-def]
+    def serve(image):
         probabilities = model(image, training=False)
         return {SIGNATURE.output_key: probabilities[..., 1:2]}
 

@@ -35,7 +35,9 @@ class SavedModelPredictor:
 
     def __call__(self, tiles: NDArray[np.float32]) -> NDArray[np.float32]:
         if tiles.ndim != 3 or tiles.shape[1:] != (self.tile, self.tile):
-            raise ValueError(f"expected tiles of shape (N, {self.tile}, {self.tile}), got {tiles.shape}")
+            raise ValueError(
+                f"expected tiles of shape (N, {self.tile}, {self.tile}), got {tiles.shape}"
+            )
         batch = tf.constant(tiles[..., np.newaxis], dtype=tf.float32)
         out = self._fn(**{SIGNATURE.input_key: batch})[SIGNATURE.output_key]
         return np.asarray(out.numpy()[..., 0], dtype=np.float32)

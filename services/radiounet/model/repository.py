@@ -125,6 +125,8 @@ def resolve_model(
         version_dir = base
         if not base.name.isdigit():
             raise ValueError(f"SavedModel folder must be named by its version number, got {base}")
+        if version is not None and int(base.name) != version:
+            raise ValueError(f"{base} is version {base.name}, not the requested {version!r}")
     else:
         model_dir = base / name if (base / name).is_dir() else base
         if not model_dir.is_dir():

@@ -17,7 +17,7 @@ from ..tf_runtime import keras
 __all__ = ["build_radio_unet"]
 
 
-def _conv_block(x, filters: int, *, name: str):  # type: ignore[no-untyped-def]
+def _conv_block(x, filters: int, *, name: str):
     for i in (1, 2):
         x = keras.layers.Conv2D(filters, 3, padding="same", name=f"{name}_conv{i}")(x)
         x = keras.layers.BatchNormalization(name=f"{name}_bn{i}")(x)

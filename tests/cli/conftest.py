@@ -1,0 +1,22 @@
+"""Fixtures for the command-line tests: a tiny exported model, so no test needs the 31 MB one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny_model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A TF Serving repository holding ``radio_unet/1``: a 2-filter U-Net, seeded weights."""
+    from radiounet.model.export import export_saved_model
+    from radiounet.model.repository import ModelMetadata
+    from radiounet.model.unet import build_radio_unet
+    from radiounet.tf_runtime import keras
+
+    repo = tmp_path_factory.mktemp("cli_model_repo")
+    keras.utils.set_random_seed(0)
+    model = build_radio_unet(base_filters=2, tile=192)
+    export_saved_model(model, repo, ModelMetadata(base_filters=2, description="tiny test model"))
+    return repo

@@ -1,0 +1,481 @@
+"""The ``radiounet`` command line: help, segment, classify, model info, errors and the demo."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from radiounet import __version__
+from radiounet.cli.main import main
+from radiounet.examples import ExampleField, example_field
+from radiounet.workflows import Cluster, classify_map
+
+RADIOUNET = Path(sys.executable).parent / "radiounet"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def field() -> ExampleField:
+    return example_field(size=256)
+
+
+@pytest.fixture
+def image_path(field: ExampleField, tmp_path: Path) -> Path:
+    path = tmp_path / "field.fits"
+    field.to_hdu().writeto(path)
+    return path
+
+
+def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Run ``radiounet argv`` in-process: exit status, stdout, stderr."""
+    capsys.readouterr()  # drop anything printed before
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse: --help, --version and usage errors
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(err: str, command: str, message: str) -> str:
+    """stderr holds one ``radiounet CMD: error: ...`` line with ``message``, no traceback."""
+    assert "Traceback" not in err
+    errors = [line for line in err.splitlines() if line.startswith("radiounet")]
+    assert len(errors) == 1, err
+    assert errors[0].startswith(f"radiounet {command}: error: ")
+    assert message in errors[0], errors[0]
+    assert err.rstrip("\n").splitlines()[-1] == errors[0]
+    return errors[0]
+
+
+# --- help and version ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "mentions"),
+    [
+        ([], ["segment", "classify", "demo", "model", "--version"]),
+        (["segment"], ["-o", "--output", "--profile", "--model", "--png", "--bunit",
+                       "--overwrite", "--batch-size", "--ra", "--dec", "--theta500"]),
+        (["classify"], ["--ra", "--dec", "--z", "--m500", "--theta500", "--image", "--json",
+                        "--threshold", "--radius", "--bunit"]),
+        (["demo"], ["--out", "--seed", "--model"]),
+        (["model"], ["info", "init"]),
+        (["model", "info"], ["--model", "--model-version"]),
+        (["model", "init"], ["--repo", "--base-filters", "--seed", "--version"]),
+    ],
+    ids=["top", "segment", "classify", "demo", "model", "model-info", "model-init"],
+)  # fmt: skip
+def test_help(argv: list[str], mentions: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_main([*argv, "--help"], capsys)
+    assert code == 0
+    assert err == ""
+    assert out.startswith("usage: radiounet")
+    for option in mentions:
+        assert option in out, option
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_main(["--version"], capsys)
+    assert code == 0
+    assert out.strip() == f"radiounet {__version__}"
+
+
+def test_no_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_main([], capsys)
+    assert code == 2
+    assert out == ""
+    assert "the following arguments are required: COMMAND" in err
+
+
+# --- segment -------------------------------------------------------------------------------
+
+
+def test_segment_writes_map_and_quicklook(
+    image_path: Path, tiny_model_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "maps" / "prob.fits"
+    png = tmp_path / "ql.png"
+    argv = ["segment", str(image_path), "-o", str(out), "--model", str(tiny_model_repo),
+            "--png", str(png), "--ra", "260.6149937", "--dec", "32.1354073",
+            "--theta500", "3"]  # fmt: skip
+    code, stdout, err = run_main(argv, capsys)
+    assert code == 0, err
+    assert f"wrote {out} (256x256 px, 9 tiles, model radio_unet v1, profile lotss-dr2-lowres)" in (
+        stdout
+    )
+    assert f"wrote {png}" in stdout
+    assert "placeholder (untrained)" in err  # the tiny model says trained=false
+    with fits.open(out) as hdul:
+        data = hdul[0].data
+        header = hdul[0].header
+        assert data.shape == (256, 256)
+        assert np.isfinite(data).all()
+        assert 0.0 <= float(data.min()) <= float(data.max()) <= 1.0
+        assert header["RUMODVER"] == 1
+        assert header["RUBASEF"] == 2
+        assert header["RUSRC"] == "field.fits"
+    assert png.read_bytes()[:8] == PNG_MAGIC
+    assert png.stat().st_size > 10_000
+
+
+def test_segment_bunit_and_profile_options(
+    field: ExampleField,
+    tiny_model_repo: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    header = field.header.copy()
+    del header["BUNIT"]
+    path = tmp_path / "nobunit.fits"
+    fits.PrimaryHDU(field.data_4d * 1000, header=header).writeto(path)
+    out = tmp_path / "p.fits"
+    argv = ["segment", str(path), "-o", str(out), "--model", str(tiny_model_repo),
+            "--bunit", "mJy/beam", "--profile", "1e-6:1e-1:Jy/beam"]  # fmt: skip
+    code, stdout, err = run_main(argv, capsys)
+    assert code == 0, err
+    assert "profile 1e-6:1e-1:Jy/beam" in stdout
+    header = fits.getheader(out)
+    assert header["RUSCALE"] == 1e-3
+    assert (header["RUVMIN"], header["RUVMAX"]) == (1e-6, 1e-1)
+
+
+def _not_fits(path: Path, field: ExampleField) -> None:
+    path.write_text("this is not a FITS file\n")
+
+
+def _all_nan(path: Path, field: ExampleField) -> None:
+    fits.PrimaryHDU(np.full_like(field.data_4d, np.nan), header=field.header).writeto(path)
+
+
+def _no_wcs(path: Path, field: ExampleField) -> None:
+    fits.PrimaryHDU(field.image, header=fits.Header([("BUNIT", "JY/BEAM")])).writeto(path)
+
+
+def _valid(path: Path, field: ExampleField) -> None:
+    field.to_hdu().writeto(path)
+
+
+@pytest.mark.parametrize(
+    ("make", "extra", "message"),
+    [
+        (None, [], "input.fits: file not found"),
+        (_not_fits, [], "input.fits: not a readable FITS file"),
+        (_all_nan, [], "input.fits: every pixel is NaN"),
+        (_no_wcs, [], "input.fits: no celestial WCS"),
+        (_valid, ["--profile", "nonsense"], "unknown profile 'nonsense'"),
+        (_valid, ["--profile", "1e-2:1e-7:Jy/beam"], "0 < vmin < vmax"),
+        (_valid, ["--ra", "10"], "give both --ra and --dec"),
+        (_valid, ["--ra", "10", "--dec", "20"], "give --theta500, or both --z and --m500"),
+        (_valid, ["--batch-size", "0"], "--batch-size must be at least 1"),
+        (_valid, ["--model-version", "9"], "model version 9 not in"),
+    ],
+    ids=["missing", "not-fits", "all-nan", "no-wcs", "profile", "bad-bounds", "ra-only",
+         "no-size", "batch-size", "model-version"],
+)  # fmt: skip
+def test_segment_bad_input_exits_2_with_one_line(
+    make: object,
+    extra: list[str],
+    message: str,
+    field: ExampleField,
+    tiny_model_repo: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "input.fits"
+    if callable(make):
+        make(path, field)
+    out = tmp_path / "out.fits"
+    argv = ["segment", str(path), "-o", str(out), "--model", str(tiny_model_repo), *extra]
+    code, stdout, err = run_main(argv, capsys)
+    assert code == 2
+    assert stdout == ""
+    assert_one_line_error(err, "segment", message)
+    assert not out.exists()
+
+
+def test_segment_refuses_to_overwrite(
+    image_path: Path, tiny_model_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out.fits"
+    out.write_bytes(b"old map")
+    argv = ["segment", str(image_path), "-o", str(out), "--model", str(tiny_model_repo)]
+    code, _, err = run_main(argv, capsys)
+    assert code == 2
+    assert_one_line_error(err, "segment", f"{out} exists (use --overwrite to replace it)")
+    assert out.read_bytes() == b"old map"
+    code, _, err = run_main([*argv, "--overwrite"], capsys)
+    assert code == 0, err
+    assert fits.getdata(out).shape == (256, 256)
+
+
+def test_segment_refuses_to_overwrite_png_before_segmenting(
+    image_path: Path, tiny_model_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    png = tmp_path / "ql.png"
+    png.write_bytes(b"old png")
+    out = tmp_path / "out.fits"
+    argv = ["segment", str(image_path), "-o", str(out), "--model", str(tiny_model_repo),
+            "--png", str(png)]  # fmt: skip
+    code, _, err = run_main(argv, capsys)
+    assert code == 2
+    assert_one_line_error(err, "segment", "ql.png exists")
+    assert not out.exists()
+    assert png.read_bytes() == b"old png"
+
+
+def test_segment_missing_output_option_is_a_usage_error(
+    image_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_main(["segment", str(image_path)], capsys)
+    assert code == 2
+    assert "the following arguments are required: -o/--output" in err
+
+
+# --- classify ------------------------------------------------------------------------------
+
+RA0, DEC0 = 150.0, 30.0
+
+
+@pytest.fixture
+def map_path(tmp_path: Path) -> Path:
+    """A 200x200 probability map, 4.5" pixels, 20" beam: 0.02 background, a disc of 0.9."""
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [RA0, DEC0]
+    w.wcs.cdelt = [-4.5 / 3600, 4.5 / 3600]
+    w.wcs.crpix = [101.0, 101.0]
+    header = w.to_header()
+    header["BMAJ"] = header["BMIN"] = 20 / 3600
+    yy, xx = np.mgrid[:200, :200]
+    p = np.full((200, 200), 0.02, np.float32)
+    p[(xx - 100) ** 2 + (yy - 100) ** 2 <= 15.5**2] = 0.9
+    path = tmp_path / "prob.fits"
+    fits.PrimaryHDU(p, header=header).writeto(path)
+    return path
+
+
+CLUSTER_ARGS = ["--ra", str(RA0), "--dec", str(DEC0), "--theta500", "2.5"]
+
+
+def test_classify_json_equals_classify_map(
+    map_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_main(["classify", str(map_path), *CLUSTER_ARGS, "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    expected = classify_map(map_path, Cluster(RA0, DEC0, theta500_arcmin=2.5)).to_dict()
+    assert report == json.loads(json.dumps(expected))
+    assert {"ratio", "detected", "components", "threshold", "n_pixels"} <= report.keys()
+    assert report["detected"] is True
+    n_disc = 749  # pixels within 15.5 px of the centre
+    radius = 2.2 * 2.5 / 0.075
+    yy, xx = np.mgrid[:200, :200]
+    n_aperture = int(((xx - 100) ** 2 + (yy - 100) ** 2 <= radius**2).sum())
+    assert report["n_pixels"] == n_aperture
+    assert report["ratio"] == pytest.approx(
+        (0.9 * n_disc + 0.02 * (n_aperture - n_disc)) / n_aperture, rel=1e-6
+    )
+    (component,) = report["components"]
+    assert component["n_pixels"] == n_disc
+    assert component["distance_r500"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_classify_table_report(map_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_main(["classify", str(map_path), *CLUSTER_ARGS, "--name", "A1"], capsys)
+    assert code == 0, err
+    result = classify_map(map_path, Cluster(RA0, DEC0, theta500_arcmin=2.5))
+    lines = out.splitlines()
+    r_line = next(line for line in lines if line.startswith("R "))
+    assert f"{result.detection.ratio:.4f}" in r_line
+    assert "(threshold 0.015)" in r_line
+    assert any(line.startswith("decision") and "DIFFUSE EMISSION DETECTED" in line for line in lines)
+    assert any(line.startswith("cluster") and "A1" in line for line in lines)
+    assert any(line.startswith("components   1 ") for line in lines)
+
+
+def test_classify_threshold_changes_the_decision(
+    map_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run_main(
+        ["classify", str(map_path), *CLUSTER_ARGS, "--threshold", "0.9"], capsys
+    )
+    assert code == 0
+    assert "no diffuse emission" in out
+    assert "DETECTED" not in out
+
+
+def test_classify_with_image_gives_fluxes(
+    map_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    header = fits.getheader(map_path)
+    header["BUNIT"] = "JY/BEAM"
+    image = np.full((200, 200), 1e-3, np.float32)
+    fits.PrimaryHDU(image, header=header).writeto(tmp_path / "img.fits")
+    argv = ["classify", str(map_path), *CLUSTER_ARGS, "--image", str(tmp_path / "img.fits"),
+            "--json"]  # fmt: skip
+    code, out, err = run_main(argv, capsys)
+    assert code == 0, err
+    (component,) = json.loads(out)["components"]
+    beam_area = np.pi * 20 * 20 / (4 * np.log(2)) / 4.5**2
+    assert component["flux_jy"] == pytest.approx(749 * 1e-3 / beam_area, rel=1e-6)
+
+
+def test_classify_with_redshift_and_mass(map_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["classify", str(map_path), "--ra", str(RA0), "--dec", str(DEC0), "--z", "0.224",
+            "--m500", "7.77852", "--json"]  # fmt: skip
+    code, out, err = run_main(argv, capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["cluster"]["theta500_arcmin"] == pytest.approx(6.0, abs=0.01)
+    assert report["cluster"]["r500_kpc"] == pytest.approx(1298, abs=1)
+
+
+def test_classify_ra_only_is_a_usage_error(
+    map_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_main(["classify", str(map_path), "--ra", "150"], capsys)
+    assert code == 2
+    assert out == ""
+    assert "the following arguments are required: --dec" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--ra", "150", "--dec", "30"], "give --theta500, or both --z and --m500"),
+        (["--ra", "150", "--dec", "30", "--z", "0.2"], "give --theta500, or both --z and --m500"),
+        (["--ra", "400", "--dec", "30", "--theta500", "2"], "ra must be in [0, 360)"),
+        (["--ra", "150", "--dec", "95", "--theta500", "2"], "dec must be in [-90, 90]"),
+        (["--ra", "150", "--dec", "31", "--theta500", "1"], "the cluster is outside the image"),
+        (["--ra", "150", "--dec", "30", "--theta500", "2", "--radius", "-1"],
+         "aperture radius must be positive"),
+    ],
+    ids=["no-size", "z-only", "ra", "dec", "outside", "radius"],
+)  # fmt: skip
+def test_classify_bad_cluster_exits_2(
+    map_path: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_main(["classify", str(map_path), *args], capsys)
+    assert code == 2
+    assert out == ""
+    assert_one_line_error(err, "classify", message)
+
+
+def test_classify_bad_map_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_main(["classify", str(tmp_path / "none.fits"), *CLUSTER_ARGS], capsys)
+    assert code == 2
+    assert_one_line_error(err, "classify", "none.fits: file not found")
+
+
+# --- model ---------------------------------------------------------------------------------
+
+
+def test_model_info(tiny_model_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_main(["model", "info", "--model", str(tiny_model_repo)], capsys)
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["name"] == "radio_unet"
+    assert info["version"] == 1
+    assert info["path"] == str(tiny_model_repo / "radio_unet" / "1")
+    assert info["signature"] == {
+        "name": "serving_default",
+        "input_key": "image",
+        "output_key": "probability",
+        "tile": 192,
+    }
+    assert info["metadata"]["base_filters"] == 2
+    assert info["metadata"]["trained"] is False
+    assert info["metadata"]["description"] == "tiny test model"
+
+
+def test_model_info_bad_repository(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_main(["model", "info", "--model", str(tmp_path / "nowhere")], capsys)
+    assert code == 2
+    assert_one_line_error(err, "model", "model folder not found")
+
+
+def test_model_init_exports_next_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = tmp_path / "repo"
+    code, out, err = run_main(["model", "init", "--repo", str(repo), "--base-filters", "2"], capsys)
+    assert code == 0, err
+    assert f"to {repo / 'radio_unet' / '1'}" in out
+    assert (repo / "radio_unet" / "1" / "saved_model.pb").is_file()
+    code, out, err = run_main(["model", "info", "--model", str(repo)], capsys)
+    assert code == 0, err
+    info = json.loads(out)
+    assert info["version"] == 1
+    assert info["metadata"]["trained"] is False
+    assert info["metadata"]["description"].startswith("placeholder: untrained Radio U-Net")
+
+
+# --- the console script --------------------------------------------------------------------
+
+
+def test_console_script_version() -> None:
+    done = subprocess.run(
+        [str(RADIOUNET), "--version"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"radiounet {__version__}"
+
+
+def test_console_script_error_is_one_clean_line(tiny_model_repo: Path, tmp_path: Path) -> None:
+    """Through the real process: status 2, no traceback and no TensorFlow start-up chatter."""
+    missing = tmp_path / "missing.fits"
+    done = subprocess.run(
+        [str(RADIOUNET), "segment", str(missing), "-o", str(tmp_path / "o.fits"),
+         "--model", str(tiny_model_repo)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert_one_line_error(done.stderr, "segment", f"{missing}: file not found")
+    # Only the placeholder note and the error: nothing else reaches the terminal.
+    assert len(done.stderr.splitlines()) == 2, done.stderr
+    assert not (tmp_path / "o.fits").exists()
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    done = subprocess.run(
+        [str(RADIOUNET), "demo", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    stem = "PSZ2_G055.59+31.85"
+    paths = {
+        "image": out / f"{stem}.fits",
+        "map": out / f"{stem}_prob.fits",
+        "png": out / f"{stem}.png",
+        "json": out / f"{stem}.json",
+    }
+    for path in paths.values():
+        assert path.is_file(), path
+        assert str(path) in done.stdout
+    assert fits.getdata(paths["map"]).shape == (960, 960)
+    assert paths["png"].read_bytes()[:8] == PNG_MAGIC
+    report = json.loads(paths["json"].read_text())
+    assert isinstance(report["detected"], bool)
+    assert 0.0 <= report["ratio"] <= 1.0
+    assert report["cluster"]["name"] == "PSZ2 G055.59+31.85"
+    assert "R " in done.stdout
+    assert ("DIFFUSE EMISSION DETECTED" if report["detected"] else "no diffuse emission") in (
+        done.stdout
+    )

@@ -1,0 +1,510 @@
+"""The local jobs: segment_fits (FITS in, probability map out) and classify_map (R, components)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS
+
+from radiounet.core.cosmology import theta500_arcmin
+from radiounet.core.normalisation import get_profile
+from radiounet.core.segmentation import segment
+from radiounet.examples import ExampleField, example_field
+from radiounet.io.fits_image import InvalidImageError
+from radiounet.model.predictor import SavedModelPredictor
+from radiounet.model.repository import ModelVersion, resolve_model
+from radiounet.workflows import Cluster, classify_map, segment_fits
+
+LOTSS = get_profile("lotss-dr2-lowres")
+SYNTHETIC = get_profile("synthetic")
+BEAM_AREA_20_4P5 = math.pi * 20 * 20 / (4 * math.log(2)) / 4.5**2  # 22.38 pixels
+BLANK = (slice(30, 70), slice(250, 330))  # rows, columns blanked in the input
+
+
+# --- fixtures ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> ModelVersion:
+    """A 2-filter Radio U-Net exported once into a temporary TF Serving repository."""
+    from radiounet.model.export import export_saved_model
+    from radiounet.model.repository import ModelMetadata
+    from radiounet.model.unet import build_radio_unet
+    from radiounet.tf_runtime import keras
+
+    repo = tmp_path_factory.mktemp("workflows_model_repo")
+    keras.utils.set_random_seed(0)
+    export_saved_model(build_radio_unet(base_filters=2, tile=192), repo, ModelMetadata(2))
+    return resolve_model(repo)
+
+
+@pytest.fixture(scope="session")
+def predictor(tiny_model: ModelVersion) -> SavedModelPredictor:
+    return SavedModelPredictor(tiny_model)
+
+
+@pytest.fixture(scope="module")
+def field() -> ExampleField:
+    return example_field(size=400)
+
+
+@pytest.fixture(scope="module")
+def blanked(field: ExampleField) -> np.ndarray:
+    image = field.image.copy()
+    image[BLANK] = np.nan
+    return image
+
+
+@pytest.fixture(scope="module")
+def image_path(field: ExampleField, blanked: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("images") / "field.fits"
+    fits.PrimaryHDU(blanked[np.newaxis, np.newaxis], header=field.header).writeto(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def segmented(
+    image_path: Path,
+    tiny_model: ModelVersion,
+    predictor: SavedModelPredictor,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Path:
+    out = tmp_path_factory.mktemp("maps") / "field_prob.fits"
+    segment_fits(image_path, out, predictor=predictor, model=tiny_model, profile=LOTSS)
+    return out
+
+
+# --- segment_fits --------------------------------------------------------------------------
+
+
+def test_segment_fits_matches_in_memory_segmentation(
+    segmented: Path, blanked: np.ndarray, predictor: SavedModelPredictor
+) -> None:
+    prob = fits.getdata(segmented)
+    assert prob.shape == (400, 400)
+    assert prob.dtype == np.dtype(">f4")
+    finite = prob[np.isfinite(prob)]
+    assert finite.min() >= 0.0
+    assert finite.max() <= 1.0
+    # NaN exactly where the input was blanked, nowhere else.
+    np.testing.assert_array_equal(np.isnan(prob), np.isnan(blanked))
+    assert int(np.isnan(prob).sum()) == 40 * 80
+    expected = segment(blanked, predictor, LOTSS, scale=1.0)
+    np.testing.assert_allclose(prob, expected, atol=1e-6, rtol=0)
+    # The map is not trivially constant (so the comparison means something).
+    assert float(np.nanstd(prob)) > 1e-3
+
+
+def test_segment_fits_result_and_provenance(
+    image_path: Path, tiny_model: ModelVersion, predictor: SavedModelPredictor, tmp_path: Path
+) -> None:
+    starts: list[int] = []
+    done: list[int] = []
+    out = tmp_path / "prob.fits"
+    result = segment_fits(
+        image_path,
+        out,
+        predictor=predictor,
+        model=tiny_model,
+        profile=LOTSS,
+        batch_size=5,
+        on_start=starts.append,
+        progress=done.append,
+    )
+    # 400 px: tile origins 0, 96, 192, 208 along each axis.
+    assert result.output == out
+    assert result.shape == (400, 400)
+    assert result.n_tiles == 16
+    assert result.model == tiny_model
+    assert result.profile == LOTSS
+    assert starts == [16]
+    assert done == [5, 5, 5, 1]
+    header = fits.getheader(out)
+    assert header["RUMODEL"] == "radio_unet"
+    assert header["RUMODVER"] == 1
+    assert header["RUBASEF"] == 2
+    assert header["RUTRAIN"] is False
+    assert header["RUPROF"] == "lotss-dr2-lowres"
+    assert header["RUSCALE"] == 1.0
+    assert header["RUSRC"] == "field.fits"
+    assert header["NAXIS"] == 2
+    assert header["CRPIX1"] == 201.0
+
+
+def test_mjy_per_beam_image_gives_the_same_map(
+    field: ExampleField,
+    blanked: np.ndarray,
+    segmented: Path,
+    tiny_model: ModelVersion,
+    predictor: SavedModelPredictor,
+    tmp_path: Path,
+) -> None:
+    header = field.header.copy()
+    header["BUNIT"] = "mJy/beam"
+    path = tmp_path / "field_mjy.fits"
+    fits.PrimaryHDU((blanked * 1000)[np.newaxis, np.newaxis], header=header).writeto(path)
+    segment_fits(path, tmp_path / "p.fits", predictor=predictor, model=tiny_model, profile=LOTSS)
+    assert fits.getheader(tmp_path / "p.fits")["RUSCALE"] == 1e-3
+    np.testing.assert_allclose(
+        fits.getdata(tmp_path / "p.fits"), fits.getdata(segmented), atol=1e-6, rtol=0
+    )
+
+
+def test_bunit_override(
+    field: ExampleField,
+    blanked: np.ndarray,
+    segmented: Path,
+    tiny_model: ModelVersion,
+    predictor: SavedModelPredictor,
+    tmp_path: Path,
+) -> None:
+    header = field.header.copy()
+    del header["BUNIT"]
+    path = tmp_path / "nobunit.fits"
+    fits.PrimaryHDU(blanked[np.newaxis, np.newaxis], header=header).writeto(path)
+    with pytest.raises(InvalidImageError, match="no BUNIT"):
+        segment_fits(path, tmp_path / "p.fits", predictor=predictor, model=tiny_model, profile=LOTSS)
+    assert not (tmp_path / "p.fits").exists()
+    segment_fits(
+        path,
+        tmp_path / "p.fits",
+        predictor=predictor,
+        model=tiny_model,
+        profile=LOTSS,
+        bunit="Jy/beam",
+    )
+    np.testing.assert_array_equal(fits.getdata(tmp_path / "p.fits"), fits.getdata(segmented))
+
+
+def test_jy_per_pixel_profile_converts_with_the_beam(
+    image_path: Path,
+    blanked: np.ndarray,
+    segmented: Path,
+    tiny_model: ModelVersion,
+    predictor: SavedModelPredictor,
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "synthetic.fits"
+    segment_fits(image_path, out, predictor=predictor, model=tiny_model, profile=SYNTHETIC)
+    header = fits.getheader(out)
+    assert header["RUSCALE"] == pytest.approx(1 / BEAM_AREA_20_4P5, rel=1e-9)
+    assert header["RUVUNIT"] == "Jy/pixel"
+    assert header["RUPROF"] == "synthetic"
+    prob = fits.getdata(out)
+    expected = segment(blanked, predictor, SYNTHETIC, scale=1 / BEAM_AREA_20_4P5)
+    np.testing.assert_allclose(prob, expected, atol=1e-6, rtol=0)
+    unconverted = segment(blanked, predictor, SYNTHETIC, scale=1.0)
+    assert float(np.nanmax(np.abs(prob - unconverted))) > 1e-3  # the conversion matters
+
+
+def test_jy_per_pixel_profile_without_beam_fails_before_writing(
+    field: ExampleField,
+    blanked: np.ndarray,
+    tiny_model: ModelVersion,
+    predictor: SavedModelPredictor,
+    tmp_path: Path,
+) -> None:
+    header = field.header.copy()
+    for key in ("BMAJ", "BMIN", "BPA"):
+        del header[key]
+    path = tmp_path / "nobeam.fits"
+    fits.PrimaryHDU(blanked[np.newaxis, np.newaxis], header=header).writeto(path)
+    with pytest.raises(InvalidImageError, match=r"nobeam\.fits: converting Jy/beam to Jy/pixel"):
+        segment_fits(
+            path, tmp_path / "p.fits", predictor=predictor, model=tiny_model, profile=SYNTHETIC
+        )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nobeam.fits"]
+
+
+def test_segment_fits_refuses_to_overwrite(
+    image_path: Path, tiny_model: ModelVersion, predictor: SavedModelPredictor, tmp_path: Path
+) -> None:
+    out = tmp_path / "prob.fits"
+    out.write_bytes(b"keep me")
+    with pytest.raises(FileExistsError, match="exists"):
+        segment_fits(image_path, out, predictor=predictor, model=tiny_model, profile=LOTSS)
+    assert out.read_bytes() == b"keep me"
+    segment_fits(
+        image_path, out, predictor=predictor, model=tiny_model, profile=LOTSS, overwrite=True
+    )
+    assert fits.getdata(out).shape == (400, 400)
+
+
+def test_segment_fits_bad_input_writes_nothing(
+    tiny_model: ModelVersion, predictor: SavedModelPredictor, tmp_path: Path
+) -> None:
+    bad = tmp_path / "bad.fits"
+    bad.write_text("not a FITS file")
+    with pytest.raises(InvalidImageError, match=r"bad\.fits: not a readable FITS file"):
+        segment_fits(bad, tmp_path / "p.fits", predictor=predictor, model=tiny_model, profile=LOTSS)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.fits"]
+
+
+def test_failing_predictor_leaves_no_output(
+    image_path: Path, tiny_model: ModelVersion, tmp_path: Path
+) -> None:
+    def broken(tiles: np.ndarray) -> np.ndarray:
+        raise RuntimeError("serving pod unavailable")
+
+    with pytest.raises(RuntimeError, match="serving pod unavailable"):
+        segment_fits(image_path, tmp_path / "p.fits", predictor=broken, model=tiny_model, profile=LOTSS)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: Provenance.cards writes the input file name into RUSRC unchanged; a "
+    "non-ASCII name makes astropy refuse the header, so the whole segmentation fails",
+)
+def test_non_ascii_input_name_segments(
+    field: ExampleField, tiny_model: ModelVersion, predictor: SavedModelPredictor, tmp_path: Path
+) -> None:
+    path = tmp_path / "amas_étoilé.fits"
+    field.to_hdu().writeto(path)
+    segment_fits(path, tmp_path / "p.fits", predictor=predictor, model=tiny_model, profile=LOTSS)
+    assert fits.getdata(tmp_path / "p.fits").shape == (400, 400)
+
+
+def test_classify_on_a_segmented_map_flags_the_placeholder(segmented: Path) -> None:
+    result = classify_map(segmented, Cluster(260.6149937, 32.1354073, theta500_arcmin=6.1))
+    assert result.placeholder_model is True
+    assert result.centre_xy == pytest.approx((200.0, 200.0), abs=1e-6)
+    prob = fits.getdata(segmented).astype(np.float64)
+    r = 2.2 * 6.1 / 0.075  # 178.9 px: no pixel centre within 1e-3 px of the circle
+    yy, xx = np.mgrid[:400, :400]
+    inside = ((xx - 200) ** 2 + (yy - 200) ** 2 <= r**2) & np.isfinite(prob)
+    assert result.detection.n_pixels == int(inside.sum())
+    assert result.detection.ratio == pytest.approx(prob[inside].mean(), rel=1e-9)
+
+
+# --- classify_map on a hand-made map -------------------------------------------------------
+
+RA0, DEC0 = 150.0, 30.0
+N = 256
+C = 128  # 0-based pixel of (RA0, DEC0)
+PIX_ARCMIN = 0.075  # 4.5 arcsec
+DISC_R = 20.5
+
+
+def tan_header(*, beam: bool = True) -> fits.Header:
+    w = WCS(naxis=2)
+    w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
+    w.wcs.crval = [RA0, DEC0]
+    w.wcs.cdelt = [-4.5 / 3600, 4.5 / 3600]
+    w.wcs.crpix = [C + 1.0, C + 1.0]
+    header = w.to_header()
+    if beam:
+        header["BMAJ"] = 20 / 3600
+        header["BMIN"] = 20 / 3600
+        header["BPA"] = 0.0
+    return header
+
+
+def grid() -> tuple[np.ndarray, np.ndarray]:
+    yy, xx = np.mgrid[:N, :N]
+    return xx, yy
+
+
+def disc_mask() -> np.ndarray:
+    xx, yy = grid()
+    return (xx - C) ** 2 + (yy - C) ** 2 <= DISC_R**2
+
+
+def hand_map() -> np.ndarray:
+    """Zeros, a disc of 1 on the cluster, a sub-beam blob of 0.9 and a blanked block."""
+    p = np.zeros((N, N), np.float32)
+    p[disc_mask()] = 1.0
+    p[100:103, 180:183] = 0.9  # 9 pixels < one beam (22.4 px): no component, but part of R
+    p[150:160, 60:70] = np.nan  # inside the aperture: left out of R
+    return p
+
+
+@pytest.fixture
+def map_path(tmp_path: Path) -> Path:
+    path = tmp_path / "hand_prob.fits"
+    fits.PrimaryHDU(hand_map(), header=tan_header()).writeto(path)
+    return path
+
+
+def expected_ratio(radius_pix: float) -> tuple[float, int, float]:
+    """R, valid pixel count and in-image fraction, computed independently."""
+    p = hand_map().astype(np.float64)
+    xx, yy = grid()
+    circle = (xx - C) ** 2 + (yy - C) ** 2 <= radius_pix**2
+    valid = circle & np.isfinite(p)
+    return float(p[valid].sum() / valid.sum()), int(valid.sum()), circle.sum() / (
+        math.pi * radius_pix**2
+    )
+
+
+def test_ratio_is_the_mean_probability_in_the_aperture(map_path: Path) -> None:
+    result = classify_map(map_path, Cluster(RA0, DEC0, theta500_arcmin=3.1))
+    radius = 2.2 * 3.1 / PIX_ARCMIN  # 90.93 px, whole circle inside the map
+    ratio, n_valid, fraction = expected_ratio(radius)
+    d = result.detection
+    assert d.radius_pix == pytest.approx(radius, rel=1e-12)
+    assert d.n_pixels == n_valid
+    assert d.ratio == pytest.approx(ratio, rel=1e-12)
+    assert fraction == pytest.approx(1.0, abs=0.01)
+    assert d.fraction_in_image == pytest.approx(min(1.0, fraction), rel=1e-12)
+    # Disc + blob over the valid aperture (NaN block excluded): about 0.06.
+    assert d.ratio == pytest.approx((disc_mask().sum() + 9 * 0.9) / n_valid, rel=1e-6)
+    assert d.detected is True
+    assert d.threshold == 0.015
+    assert result.centre_xy == pytest.approx((C, C), abs=1e-9)
+    assert result.theta500_arcmin == 3.1
+    assert result.radius_r500 == 2.2
+    assert result.placeholder_model is False
+
+
+def test_one_component_on_the_centre(map_path: Path) -> None:
+    result = classify_map(map_path, Cluster(RA0, DEC0, theta500_arcmin=3.1))
+    (component,) = result.components
+    n_disc = int(disc_mask().sum())
+    assert component.label == 1
+    assert component.n_pixels == n_disc
+    assert component.area_arcmin2 == pytest.approx(n_disc * PIX_ARCMIN**2, rel=1e-9)
+    assert component.distance_r500 == pytest.approx(0.0, abs=1e-9)
+    assert (component.x, component.y) == pytest.approx((C, C), abs=1e-9)
+    assert (component.ra_deg, component.dec_deg) == pytest.approx((RA0, DEC0), abs=1e-9)
+    assert component.peak_probability == 1.0
+    assert component.mean_probability == 1.0
+    assert component.flux_jy is None  # no image given
+    assert component.area_kpc2 is None  # no redshift
+    assert component.radial_angle_deg is None  # centroid on the centre
+
+
+def test_threshold_and_radius_options(map_path: Path) -> None:
+    cluster = Cluster(RA0, DEC0, theta500_arcmin=3.1)
+    ratio, _, _ = expected_ratio(2.2 * 3.1 / PIX_ARCMIN)
+    assert classify_map(map_path, cluster, threshold=ratio + 1e-6).detection.detected is False
+    assert classify_map(map_path, cluster, threshold=ratio).detection.detected is True
+    small = classify_map(map_path, cluster, radius_r500=0.4)  # 16.5 px: inside the disc
+    assert small.detection.ratio == 1.0
+    assert small.radius_r500 == 0.4
+    with pytest.raises(ValueError, match="aperture radius must be positive"):
+        classify_map(map_path, cluster, radius_r500=0.0)
+
+
+def test_theta500_from_redshift_and_mass(map_path: Path) -> None:
+    cluster = Cluster(RA0, DEC0, z=0.224, m500_1e14=7.77852, name="PSZ2 G055.59+31.85")
+    result = classify_map(map_path, cluster)
+    theta = theta500_arcmin(7.77852, 0.224)
+    assert result.theta500_arcmin == pytest.approx(theta, rel=1e-12)
+    assert theta == pytest.approx(6.0, abs=0.01)
+    radius = 2.2 * theta / PIX_ARCMIN  # 176 px: the circle runs off the 256-px map
+    ratio, n_valid, fraction = expected_ratio(radius)
+    assert result.detection.radius_pix == pytest.approx(radius, rel=1e-12)
+    assert result.detection.n_pixels == n_valid
+    assert result.detection.ratio == pytest.approx(ratio, rel=1e-12)
+    assert fraction < 0.8
+    assert result.detection.fraction_in_image == pytest.approx(fraction, rel=1e-12)
+    (component,) = result.components
+    assert component.area_kpc2 is not None
+    assert component.area_kpc2 > 0
+    d = result.to_dict()
+    assert d["cluster"]["theta500_arcmin"] == pytest.approx(theta, rel=1e-12)
+    assert d["cluster"]["r500_kpc"] == pytest.approx(1298, abs=1)
+    assert d["cluster"]["name"] == "PSZ2 G055.59+31.85"
+    assert json.loads(json.dumps(d)) == d
+
+
+def test_flux_from_the_image(map_path: Path, tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    image = rng.uniform(1e-4, 2e-3, (N, N)).astype(np.float32)
+    header = tan_header()
+    header["BUNIT"] = "JY/BEAM"
+    fits.PrimaryHDU(image, header=header).writeto(tmp_path / "img.fits")
+    result = classify_map(map_path, Cluster(RA0, DEC0, theta500_arcmin=3.1), image_path=tmp_path / "img.fits")
+    (component,) = result.components
+    expected = image[disc_mask()].astype(np.float64).sum() / BEAM_AREA_20_4P5
+    assert component.flux_jy == pytest.approx(expected, rel=1e-6)
+    # The same image in mJy/beam gives the same flux.
+    header["BUNIT"] = "mJy/beam"
+    fits.PrimaryHDU(image * 1000, header=header).writeto(tmp_path / "img_mjy.fits")
+    again = classify_map(
+        map_path, Cluster(RA0, DEC0, theta500_arcmin=3.1), image_path=tmp_path / "img_mjy.fits"
+    )
+    assert again.components[0].flux_jy == pytest.approx(expected, rel=1e-6)
+
+
+def test_image_of_another_shape_is_rejected(map_path: Path, tmp_path: Path) -> None:
+    header = tan_header()
+    header["BUNIT"] = "JY/BEAM"
+    fits.PrimaryHDU(np.ones((N, N + 10), np.float32), header=header).writeto(tmp_path / "img.fits")
+    with pytest.raises(InvalidImageError, match=r"img\.fits: shape \(256, 266\) differs"):
+        classify_map(map_path, Cluster(RA0, DEC0, theta500_arcmin=3.1), image_path=tmp_path / "img.fits")
+
+
+def test_image_with_another_wcs_is_rejected(map_path: Path, tmp_path: Path) -> None:
+    header = tan_header()
+    header["BUNIT"] = "JY/BEAM"
+    header["CRVAL1"] = RA0 + 0.1
+    fits.PrimaryHDU(np.ones((N, N), np.float32), header=header).writeto(tmp_path / "img.fits")
+    with pytest.raises(InvalidImageError, match=r"img\.fits: WCS differs"):
+        classify_map(map_path, Cluster(RA0, DEC0, theta500_arcmin=3.1), image_path=tmp_path / "img.fits")
+
+
+def test_cluster_outside_the_map(map_path: Path) -> None:
+    with pytest.raises(ValueError, match="outside the image"):
+        classify_map(map_path, Cluster(RA0, DEC0 + 1.0, theta500_arcmin=1.0))
+
+
+def test_cluster_on_the_far_side_of_the_sky(map_path: Path) -> None:
+    with pytest.raises(ValueError, match="cannot be projected"):
+        classify_map(map_path, Cluster(RA0 + 180, -DEC0, theta500_arcmin=1.0))
+
+
+def test_map_without_beam_needs_the_image(tmp_path: Path) -> None:
+    path = tmp_path / "nobeam_prob.fits"
+    fits.PrimaryHDU(hand_map(), header=tan_header(beam=False)).writeto(path)
+    cluster = Cluster(RA0, DEC0, theta500_arcmin=3.1)
+    with pytest.raises(InvalidImageError, match=r"nobeam_prob\.fits: no restoring beam"):
+        classify_map(path, cluster)
+    # The segmented image's beam serves instead.
+    header = tan_header()
+    header["BUNIT"] = "JY/BEAM"
+    fits.PrimaryHDU(np.ones((N, N), np.float32), header=header).writeto(tmp_path / "img.fits")
+    (component,) = classify_map(path, cluster, image_path=tmp_path / "img.fits").components
+    assert component.flux_jy == pytest.approx(disc_mask().sum() / BEAM_AREA_20_4P5, rel=1e-6)
+
+
+def test_image_given_as_map_is_not_a_probability_map(tmp_path: Path) -> None:
+    header = tan_header()
+    fits.PrimaryHDU(np.full((N, N), 3.0, np.float32), header=header).writeto(tmp_path / "img.fits")
+    with pytest.raises(InvalidImageError, match="not a probability map"):
+        classify_map(tmp_path / "img.fits", Cluster(RA0, DEC0, theta500_arcmin=3.1))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"ra_deg": 400.0, "dec_deg": 30.0, "theta500_arcmin": 3.0}, r"ra must be in \[0, 360\)"),
+        ({"ra_deg": 360.0, "dec_deg": 30.0, "theta500_arcmin": 3.0}, r"ra must be in \[0, 360\)"),
+        ({"ra_deg": math.nan, "dec_deg": 30.0, "theta500_arcmin": 3.0}, "ra must be"),
+        ({"ra_deg": 150.0, "dec_deg": 95.0, "theta500_arcmin": 3.0}, r"dec must be in \[-90, 90\]"),
+        ({"ra_deg": 150.0, "dec_deg": -90.5, "theta500_arcmin": 3.0}, "dec must be"),
+        ({"ra_deg": 150.0, "dec_deg": 30.0}, "give theta500, or both z and M500"),
+        ({"ra_deg": 150.0, "dec_deg": 30.0, "z": 0.2}, "give theta500, or both z and M500"),
+        ({"ra_deg": 150.0, "dec_deg": 30.0, "m500_1e14": 5.0}, "give theta500, or both z and M500"),
+        ({"ra_deg": 150.0, "dec_deg": 30.0, "theta500_arcmin": -1.0}, "theta500 must be a positive"),
+        ({"ra_deg": 150.0, "dec_deg": 30.0, "theta500_arcmin": math.inf}, "theta500 must be"),
+    ],
+)
+def test_cluster_validation(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        Cluster(**kwargs)  # type: ignore[arg-type]
+
+
+def test_cluster_properties() -> None:
+    given = Cluster(0.0, -90.0, theta500_arcmin=2.5)
+    assert given.theta500 == 2.5
+    assert given.r500_kpc is None
+    derived = Cluster(359.9, 90.0, z=0.224, m500_1e14=7.77852)
+    assert derived.theta500 == pytest.approx(theta500_arcmin(7.77852, 0.224), rel=1e-12)
+    assert derived.r500_kpc == pytest.approx(1298, abs=1)
