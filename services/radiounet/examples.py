@@ -136,14 +136,15 @@ def example_field(
     """Make a LoTSS-DR2-like 20-arcsec field around a cluster hosting a halo and a relic.
 
     The defaults are PSZ2 G055.59+31.85, which hosts a radio halo (Stuardi et
-    al. 2024, Fig. 4). The image holds, convolved with a circular beam:
-    a round halo (exponential, e-folding R500/8, five times the noise at the
-    centre); a relic (an arc tangential to the radial direction at R500,
-    sharper on its outer edge, peaking at eight times the noise); both with
-    turbulent substructure from a smoothed random field; 50-150 compact
-    sources per (1.2 deg)^2 with ``dN/dS ~ S^-1.8`` from 1 mJy to 1 Jy; and an
-    FR II radio galaxy (core and two lobes). The noise is Gaussian, convolved
-    with the beam and scaled to ``rms_jy_beam``. The same seed gives the same field.
+    al. 2024, Fig. 4). The image holds, convolved with a circular beam: a round
+    halo (exponential, e-folding R500/8, five times the noise at the centre, so
+    above the noise over ~0.4 R500, 520 kpc for the defaults); a relic (an arc
+    tangential to the radial direction at R500, sharper on its outer edge,
+    peaking at eight times the noise); both with turbulent substructure from a
+    smoothed random field; 50-150 compact sources per (1.2 deg)^2 with
+    ``dN/dS ~ S^-1.8`` from 1 mJy to 1 Jy; and an FR II radio galaxy (core and
+    two lobes). The noise is Gaussian, convolved with the beam and scaled to
+    ``rms_jy_beam``. The same seed gives the same field.
 
     Raises
     ------

@@ -52,7 +52,7 @@ class SegmentationResult:
 
 
 def segment_fits(
-    image_path: str | Path,
+    image: str | Path | SkyImage,
     output: str | Path,
     *,
     predictor: Predictor,
@@ -64,12 +64,13 @@ def segment_fits(
     progress: Callable[[int], object] | None = None,
     on_start: Callable[[int], object] | None = None,
 ) -> SegmentationResult:
-    """Segment ``image_path`` into a probability-map FITS file at ``output``.
+    """Segment ``image`` (a FITS path, or an image already read) into a map FITS at ``output``.
 
     ``on_start`` is called with the number of tiles before the first batch
     (to size a progress bar); ``progress`` after each batch.
     """
-    image = read_image(image_path, bunit=bunit)
+    if not isinstance(image, SkyImage):
+        image = read_image(image, bunit=bunit)
     scale = image.scale_to(profile.unit)
     provenance = Provenance(
         model_name=model.name,

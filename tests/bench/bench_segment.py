@@ -360,17 +360,15 @@ def _bench_mosaics(tmp: Path) -> bool:
     growth = heap[-1] / max(heap[0], 1.0)
     ok = heap[-1] <= 1.5 * heap[0] + 8
     pixels = (MOSAIC_SIZES[-1] / MOSAIC_SIZES[0]) ** 2
+    verdict = "PASS" if ok else "FAIL"
+    print(f"    heap + (RssAnon, sampled after each batch) grows x{growth:.2f} for x{pixels:.0f}")
+    print(f"    the pixels: {verdict} (bounded: < x1.5). It is the per-batch working set (tiles,")
+    print("    float64 normalisation temporaries, probabilities) that the allocator keeps;")
     print(
-        f"    heap + (RssAnon, sampled after each batch) grows x{growth:.2f} for x{pixels:.0f} "
-        f"the pixels: {'PASS' if ok else 'FAIL'} (bounded: < x1.5)"
+        f"    one batch of tiles is {DEFAULT_BATCH_SIZE * 192 * 192 * 4 / MIB:.1f} MiB. Peak RSS + "
+        "also counts the file-backed"
     )
-    print("    It is the per-batch working set (tiles, float64 normalisation temporaries,")
-    print("    probabilities) that the allocator keeps; a batch of tiles alone is")
-    print(
-        f"    {DEFAULT_BATCH_SIZE * 192 * 192 * 4 / MIB:.1f} MiB. Peak RSS + also counts the "
-        "file-backed pages of the"
-    )
-    print("    input and output maps, which the kernel can drop or write back at any time.")
+    print("    pages of the input and output maps, which the kernel can drop or write back.")
     return ok
 
 

@@ -89,9 +89,7 @@ def test_written_map_reads_back_exactly(image: SkyImage, tmp_path: Path) -> None
     assert (float(ra), float(dec)) == pytest.approx((float(ra0), float(dec0)), abs=1e-12)
 
 
-def test_header_copies_beam_and_object_and_adds_provenance(
-    image: SkyImage, tmp_path: Path
-) -> None:
+def test_header_copies_beam_and_object_and_adds_provenance(image: SkyImage, tmp_path: Path) -> None:
     path = tmp_path / "prob.fits"
     write_map(path, image, probability_values(image.shape))
     header = fits.getheader(path)
@@ -183,11 +181,6 @@ def test_overwrite_replaces(image: SkyImage, tmp_path: Path) -> None:
     assert np.all(data == np.float32(0.75))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: writing_probability_map publishes the tempfile.mkstemp file, which is "
-    "created 0600, so maps are unreadable to group/others regardless of the umask",
-)
 def test_map_file_permissions_follow_the_umask(image: SkyImage, tmp_path: Path) -> None:
     path = tmp_path / "prob.fits"
     old = os.umask(0o022)

@@ -82,13 +82,18 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size!r}")
     if args.png is not None and args.png.exists() and not args.overwrite:
         raise FileExistsError(f"{args.png} exists (use --overwrite to replace it)")
+    # Read and check the input before the (slow) model load.
+    image = read_image(args.image, bunit=args.bunit)
+    image.scale_to(profile.unit)
+    if args.output.exists() and not args.overwrite:
+        raise FileExistsError(f"{args.output} exists (use --overwrite to replace it)")
     model = resolve_model(args.model, version=args.model_version)
     warn_placeholder(model.metadata.trained)
     predictor = SavedModelPredictor(model)
     bar = tile_progress("segment")
     try:
         result = segment_fits(
-            args.image,
+            image,
             args.output,
             predictor=predictor,
             model=model,

@@ -199,6 +199,11 @@ def _squeeze_to_2d(
     return data.reshape(data.shape[-2:])
 
 
+def _one_line(exc: BaseException) -> str:
+    # wcslib's messages span several lines; errors here must stay one line.
+    return " ".join(str(exc).split())
+
+
 def _celestial_wcs(header: fits.Header, name: str) -> WCS:
     try:
         with warnings.catch_warnings():
@@ -206,7 +211,7 @@ def _celestial_wcs(header: fits.Header, name: str) -> WCS:
             warnings.simplefilter("ignore", FITSFixedWarning)
             wcs = WCS(header)
     except Exception as exc:  # astropy raises a zoo of types for broken WCS
-        raise InvalidImageError(f"{name}: invalid WCS ({exc})") from exc
+        raise InvalidImageError(f"{name}: invalid WCS ({_one_line(exc)})") from exc
     if not wcs.has_celestial:
         raise InvalidImageError(f"{name}: no celestial WCS (no RA/DEC CTYPE1/CTYPE2 axes)")
     if sorted((wcs.wcs.lng, wcs.wcs.lat)) != [0, 1]:
@@ -215,7 +220,7 @@ def _celestial_wcs(header: fits.Header, name: str) -> WCS:
     try:
         area = proj_plane_pixel_area(celestial)
     except Exception as exc:
-        raise InvalidImageError(f"{name}: invalid WCS pixel scale ({exc})") from exc
+        raise InvalidImageError(f"{name}: invalid WCS pixel scale ({_one_line(exc)})") from exc
     if not (math.isfinite(area) and area > 0):
         raise InvalidImageError(f"{name}: invalid WCS pixel scale (pixel area {area!r} deg^2)")
     return celestial

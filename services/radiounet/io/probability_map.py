@@ -61,15 +61,20 @@ class Provenance:
             ("RUMODVER", self.model_version, "model version (TF Serving folder)"),
             ("RUBASEF", self.base_filters, "U-Net base width (filters)"),
             ("RUTRAIN", self.trained, "F: placeholder weights, not trained"),
-            ("RUPROF", p.name[:68], "normalisation profile"),
+            ("RUPROF", _fits_text(p.name), "normalisation profile"),
             ("RUVMIN", p.vmin, f"normalisation lower bound [{p.unit}]"),
             ("RUVMAX", p.vmax, f"normalisation upper bound [{p.unit}]"),
             ("RUVUNIT", p.unit, "unit the image was converted to"),
             ("RUSCALE", self.scale, "factor from stored values to RUVUNIT"),
             ("RUTILE", self.tile, "tile side [pixel]"),
             ("RUSTRIDE", self.stride, "tile stride [pixel]"),
-            ("RUSRC", Path(self.source).name[:68], "input image"),
+            ("RUSRC", _fits_text(Path(self.source).name), "input image"),
         ]
+
+
+def _fits_text(text: str) -> str:
+    """Printable ASCII, as FITS header values must be (other characters become '?')."""
+    return "".join(c if " " <= c <= "~" else "?" for c in text)[:68]
 
 
 def probability_header(image: SkyImage, provenance: Provenance) -> fits.Header:
@@ -125,6 +130,10 @@ def writing_probability_map(
         yield data
         data.flush()
         del data
+        # mkstemp makes the file owner-only; a published map is as readable as any new file.
+        umask = os.umask(0)
+        os.umask(umask)
+        tmp.chmod(0o666 & ~umask)
         tmp.replace(target)
     finally:
         tmp.unlink(missing_ok=True)
