@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from astropy.wcs import WCS
 
 from .core.components import Component, find_components
 from .core.cosmology import r500_kpc, theta500_arcmin
@@ -36,6 +37,7 @@ __all__ = [
     "Cluster",
     "SegmentationResult",
     "classify_map",
+    "cluster_on_map",
     "segment_fits",
 ]
 
@@ -176,6 +178,18 @@ class Classification:
         }
 
 
+def cluster_on_map(wcs: WCS, cluster: Cluster) -> tuple[float, float, float]:
+    """The cluster's centre ``(x, y)`` in 0-based pixels of ``wcs``, and R500 in pixels."""
+    x, y = (float(v) for v in wcs.world_to_pixel_values(cluster.ra_deg, cluster.dec_deg))
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise ValueError(
+            f"RA/Dec ({cluster.ra_deg}, {cluster.dec_deg}) cannot be projected on the map "
+            "(beyond the projection's horizon)"
+        )
+    pixel_arcmin = math.sqrt(wcs.proj_plane_pixel_area().to_value("arcmin2"))
+    return x, y, cluster.theta500 / pixel_arcmin
+
+
 def _matching_image(image: SkyImage, prob: ProbabilityMap) -> SkyImage:
     if image.shape != prob.data.shape:
         raise InvalidImageError(
@@ -206,14 +220,8 @@ def classify_map(
     if not (math.isfinite(radius_r500) and radius_r500 > 0):
         raise ValueError(f"aperture radius must be positive (in R500), got {radius_r500!r}")
     prob = read_probability_map(map_path)
-    x, y = (float(v) for v in prob.wcs.world_to_pixel_values(cluster.ra_deg, cluster.dec_deg))
-    if not (math.isfinite(x) and math.isfinite(y)):
-        raise ValueError(
-            f"RA/Dec ({cluster.ra_deg}, {cluster.dec_deg}) cannot be projected on {prob.source}"
-        )
-    pixel_arcmin = math.sqrt(prob.wcs.proj_plane_pixel_area().to_value("arcmin2"))
+    x, y, r500_pix = cluster_on_map(prob.wcs, cluster)
     theta500 = cluster.theta500
-    r500_pix = theta500 / pixel_arcmin
     detection = detection_ratio(prob.data, (x, y), radius_r500 * r500_pix, threshold=threshold)
 
     image = None
@@ -225,7 +233,7 @@ def classify_map(
             f"{prob.source}: no restoring beam (BMAJ/BMIN) in the map or image header; "
             "the component catalogue needs it"
         )
-    pixel_area_deg2 = pixel_arcmin**2 / 3600.0
+    pixel_area_deg2 = float(prob.wcs.proj_plane_pixel_area().to_value("deg2"))
     flux_image = None
     if image is not None:
         flux_image = np.asarray(image.data, dtype=np.float64) * image.scale_to("Jy/pixel")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,7 @@ from ..core.segmentation import DEFAULT_BATCH_SIZE
 from ..io.fits_image import read_image
 from ..io.probability_map import read_probability_map
 from ..io.quicklook import write_quicklook
-from ..workflows import Cluster, segment_fits
+from ..workflows import Cluster, cluster_on_map, segment_fits
 from ._common import (
     add_cluster_options,
     add_model_option,
@@ -57,10 +56,9 @@ def save_quicklook(
     prob = read_probability_map(map_path)
     circle_xy = radius = None
     if cluster is not None:
-        x, y = prob.wcs.world_to_pixel_values(cluster.ra_deg, cluster.dec_deg)
-        circle_xy = (float(x), float(y))
-        pixel_arcmin = math.sqrt(prob.wcs.proj_plane_pixel_area().to_value("arcmin2"))
-        radius = DEFAULT_RADIUS_R500 * cluster.theta500 / pixel_arcmin
+        x, y, r500_pix = cluster_on_map(prob.wcs, cluster)
+        circle_xy = (x, y)
+        radius = DEFAULT_RADIUS_R500 * r500_pix
     write_quicklook(
         png,
         image.data * image.scale,
