@@ -1,0 +1,471 @@
+"""End-to-end tests of the evaluation: datasets, run, report files and the CLI subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from astropy.wcs import WCS
+from scipy.ndimage import gaussian_filter
+
+from radiounet.cli.evaluate_cmd import register
+from radiounet.core.normalisation import PROFILES, normalise
+from radiounet.evaluation.metrics import mean_iou
+from radiounet.evaluation.report import write_report
+from radiounet.evaluation.run import (
+    choose_profile,
+    evaluate,
+    load_dataset,
+    select_fields,
+)
+from radiounet.model.repository import ModelVersion, resolve_model
+
+SIZE = 384
+PIXEL_ARCSEC = 2.0
+BEAM_ARCSEC = 6.0
+BEAM_AREA_PIX = math.pi * BEAM_ARCSEC**2 / (4 * math.log(2)) / PIXEL_ARCSEC**2  # 10.2
+BEAM_SIGMA_PIX = BEAM_ARCSEC / PIXEL_ARCSEC / math.sqrt(8 * math.log(2))
+TRUTH_JY_ARCSEC2 = 2.5e-9
+TRUTH_JY_PIX = TRUTH_JY_ARCSEC2 * PIXEL_ARCSEC**2  # 1e-8, the paper's
+THETA500_ARCMIN = 1.0  # 30 pixels
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+YY, XX = np.mgrid[:SIZE, :SIZE].astype(float)
+
+# Each source: (id, class, cluster, x, y, sigma_x, sigma_y, peak Jy/pixel, label).
+Source = tuple[int, str, str | None, float, float, float, float, float, int]
+
+FIELDS: dict[str, dict[str, Any]] = {
+    "f0000": {
+        "split": "test",
+        "clusters": [
+            ("c0", 130.0, 190.0, True, ["halo", "relic"]),
+            ("c1", 300.0, 300.0, False, []),  # hosts only a radio galaxy
+            ("c2", 300.0, 80.0, False, []),  # hosts nothing
+        ],
+        "sources": [
+            (1, "halo", "c0", 130.0, 190.0, 8.0, 8.0, 1e-6, 1),
+            (2, "relic", "c0", 175.0, 190.0, 2.5, 10.0, 2e-6, 2),  # 1.5 R500 out, tangential
+            (3, "filament", None, 90.0, 330.0, 25.0, 3.0, 5e-7, 3),
+            (4, "relic", None, 200.0, 40.0, 1.0, 1.0, 2e-8, 4),  # footprint under a beam
+            (5, "fri", "c1", 300.0, 300.0, 6.0, 2.0, 1e-4, 0),
+            (6, "compact", None, 60.0, 60.0, 0.0, 0.0, 5e-4, 0),
+        ],
+    },
+    "f0001": {
+        "split": "test",
+        "clusters": [
+            ("c0", 192.0, 192.0, True, ["halo"]),
+            ("c1", 60.0, 320.0, False, []),
+        ],
+        "sources": [
+            (1, "halo", "c0", 192.0, 192.0, 10.0, 10.0, 8e-7, 1),
+            (2, "tailed", "c1", 60.0, 320.0, 2.0, 7.0, 1e-4, 0),
+        ],
+    },
+    "f0002": {
+        "split": "train",
+        "clusters": [("c0", 192.0, 192.0, True, ["halo"])],
+        "sources": [(1, "halo", "c0", 192.0, 192.0, 10.0, 10.0, 8e-7, 1)],
+    },
+}
+
+
+def header(kind: str, seed: int) -> fits.Header:
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---SIN", "DEC--SIN"]
+    wcs.wcs.crval = [180.0, 50.0]
+    wcs.wcs.cdelt = [-PIXEL_ARCSEC / 3600, PIXEL_ARCSEC / 3600]
+    wcs.wcs.crpix = [SIZE / 2 + 1, SIZE / 2 + 1]
+    h = wcs.to_header()
+    h["BMAJ"] = h["BMIN"] = BEAM_ARCSEC / 3600
+    h["BPA"] = 0.0
+    h["BUNIT"] = {"image": "JY/BEAM", "sky": "JY/PIXEL"}.get(kind, "")
+    h["SIMSETUP"] = "paper-6arcsec"
+    h["SIMSEED"] = seed
+    return h
+
+
+def source_map(s: Source) -> np.ndarray:
+    _, _, _, x, y, sx, sy, peak, _ = s
+    if sx == 0:
+        out = np.zeros((SIZE, SIZE))
+        out[int(y), int(x)] = peak
+        return out
+    return peak * np.exp(-0.5 * (((XX - x) / sx) ** 2 + ((YY - y) / sy) ** 2))
+
+
+def write_dataset(folder: Path, *, oracle: bool = False, rms_jy_beam: float = 2e-6) -> Path:
+    """A tiny ``radiounet-sim/1`` dataset (2 test fields, 1 training field).
+
+    ``oracle``: the image is the sky itself (no beam, noise 1e-12 Jy/beam), so that
+    thresholding the image at the truth threshold reproduces the reference mask
+    plus the radio galaxies.
+    """
+    (folder / "fields").mkdir(parents=True)
+    entries = []
+    for k, (fid, spec) in enumerate(FIELDS.items()):
+        diffuse = [s for s in spec["sources"] if s[8] > 0]
+        contaminants = [s for s in spec["sources"] if s[8] == 0]
+        maps = np.array([source_map(s) for s in diffuse])
+        sky = maps.sum(axis=0) + sum(source_map(s) for s in contaminants)
+        mask = maps.sum(axis=0) > TRUTH_JY_PIX
+        labels = np.where(mask, np.array([s[8] for s in diffuse])[maps.argmax(axis=0)], 0)
+        rng = np.random.default_rng(k)
+        if oracle:
+            image = sky * BEAM_AREA_PIX + rng.normal(0.0, 1e-12, sky.shape)
+        else:
+            noise = gaussian_filter(rng.normal(size=sky.shape), BEAM_SIGMA_PIX)
+            image = gaussian_filter(sky, BEAM_SIGMA_PIX) * 2 * math.pi * BEAM_SIGMA_PIX**2
+            image = image + noise * (rms_jy_beam / noise.std())
+        files = {kind: f"fields/{fid}_{kind}.fits" for kind in ("image", "sky", "mask", "labels")}
+        for kind, data in (
+            ("image", image.astype(np.float32)),
+            ("sky", sky.astype(np.float32)),
+            ("mask", mask.astype(np.uint8)),
+            ("labels", labels.astype(np.int16)),
+        ):
+            fits.writeto(folder / files[kind], data, header(kind, k))
+        entries.append(
+            {
+                "id": fid,
+                "seed": k,
+                "split": spec["split"],
+                **files,
+                "ra_deg": 180.0,
+                "dec_deg": 50.0,
+                "rms_jy_beam": rms_jy_beam,
+                "beam_arcsec": [BEAM_ARCSEC, BEAM_ARCSEC, 0.0],
+                "seconds": 0.1,
+                "clusters": [
+                    {
+                        "id": cid,
+                        "ra_deg": 180.0,
+                        "dec_deg": 50.0,
+                        "x": x,
+                        "y": y,
+                        "z": 0.2,
+                        "m500_1e14": 3.0,
+                        "theta500_arcmin": THETA500_ARCMIN,
+                        "has_diffuse": pos,
+                        "hosts": hosts,
+                    }
+                    for cid, x, y, pos, hosts in spec["clusters"]
+                ],
+                "sources": [
+                    {
+                        "id": sid,
+                        "class": cls,
+                        "diffuse": label > 0,
+                        "cluster": cl,
+                        "x": x,
+                        "y": y,
+                        "flux_jy": float(source_map(s).sum()),
+                        "label": label,
+                    }
+                    for s in spec["sources"]
+                    for sid, cls, cl, x, y, _, _, _, label in [s]
+                ],
+            }
+        )
+    manifest = {
+        "format": "radiounet-sim/1",
+        "setup": {
+            "name": "paper-6arcsec",
+            "image_size": SIZE,
+            "pixel_arcsec": PIXEL_ARCSEC,
+            "rms_jy_beam": rms_jy_beam,
+            "freq_hz": 1.44e8,
+        },
+        "seed": 12345,
+        "created": "2026-01-01T00:00:00Z",
+        "software": "test fixture",
+        "truth_threshold_jy_arcsec2": TRUTH_JY_ARCSEC2,
+        "fields": entries,
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("sim") / "data")
+
+
+@pytest.fixture(scope="module")
+def oracle_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_dataset(tmp_path_factory.mktemp("oracle") / "data", oracle=True)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> ModelVersion:
+    """A 2-filter Radio U-Net with seeded random weights (metadata.trained false)."""
+    from radiounet.model.export import export_saved_model
+    from radiounet.model.repository import ModelMetadata
+    from radiounet.model.unet import build_radio_unet
+    from radiounet.tf_runtime import keras
+
+    repo = tmp_path_factory.mktemp("model_repo")
+    keras.utils.set_random_seed(0)
+    model = build_radio_unet(base_filters=2, tile=192)
+    export_saved_model(model, repo, ModelMetadata(base_filters=2, description="tiny test model"))
+    return resolve_model(repo)
+
+
+def oracle_predictor() -> Callable[[np.ndarray], np.ndarray]:
+    """p = 1 where the normalised tile is above the truth threshold (synthetic profile)."""
+    level = float(normalise(np.array([TRUTH_JY_PIX]), PROFILES["synthetic"])[0])
+
+    def predict(tiles: np.ndarray) -> np.ndarray:
+        return (tiles > level).astype(np.float32)
+
+    return predict
+
+
+def no_nan(text: str) -> Any:
+    def refuse(name: str) -> None:
+        raise AssertionError(f"{name} in JSON")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+# --- datasets and profile -------------------------------------------------------------------
+
+
+def test_dataset_loading_and_field_selection(dataset: Path, tmp_path: Path) -> None:
+    d = load_dataset(dataset)
+    assert [f.id for f in select_fields([d])] == ["f0000", "f0001"]
+    assert [f.id for f in select_fields([d], split="train")] == ["f0002"]
+    assert [f.id for f in select_fields([d], max_fields=1)] == ["f0000"]
+    assert d.summary()["n_fields_by_split"] == {"test": 2, "train": 1}
+    with pytest.raises(FileNotFoundError, match=r"manifest.json not found"):
+        load_dataset(tmp_path)
+    with pytest.raises(FileNotFoundError, match="dataset folder not found"):
+        load_dataset(tmp_path / "nowhere")
+    (tmp_path / "manifest.json").write_text('{"format": "other/1", "fields": []}')
+    with pytest.raises(ValueError, match="format must be 'radiounet-sim/1', got 'other/1'"):
+        load_dataset(tmp_path)
+    (tmp_path / "manifest.json").write_text("{not json")
+    with pytest.raises(ValueError, match="not a readable JSON manifest"):
+        load_dataset(tmp_path)
+
+
+def test_choose_profile() -> None:
+    assert choose_profile("synthetic", ["lotss-dr2-lowres"])[0].name == "synthetic"
+    profile, why = choose_profile("custom", ["lotss-dr2-lowres"])
+    assert profile.name == "lotss-dr2-lowres" and "set-up" in why
+    assert choose_profile(None, ["paper-6arcsec"])[0].name == "synthetic"
+    assert choose_profile("synthetic", [], "1e-6:1e-1:Jy/beam")[0].unit == "Jy/beam"
+    assert choose_profile("1e-6:1e-1:Jy/beam", ["paper-6arcsec"])[0].vmin == 1e-6
+    with pytest.raises(ValueError, match="cannot choose a normalisation profile"):
+        choose_profile("custom", ["paper-6arcsec", "lotss-dr2-lowres"])
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+def test_oracle_run_measures_what_was_built(oracle_dataset: Path, tiny_model: ModelVersion) -> None:
+    """An oracle network (the image above the truth threshold) gives the numbers we built in."""
+    ev = evaluate(tiny_model, [oracle_dataset], predictor=oracle_predictor(), use_pybdsf=False)
+    r = ev.report
+    assert r["fields_evaluated"] == ["f0000", "f0001"]  # never the training field
+    assert r["methods"] == ["network", "sigma3"]
+    assert r["profile"]["name"] == "synthetic"
+
+    # Segmentation: the prediction is the reference mask plus the radio galaxies.
+    for f, values in zip(ev.examples, r["segmentation"]["network"]["per_field"], strict=True):
+        mask_file = oracle_dataset / "fields" / f"{f.id}_mask.fits"
+        sky = fits.getdata(oracle_dataset / "fields" / f"{f.id}_sky.fits")
+        expected = mean_iou(fits.getdata(mask_file), sky > TRUTH_JY_PIX)
+        assert values == pytest.approx(expected, abs=1e-3)
+        assert 0.8 < values < 1.0
+
+    # Detection: 4 counted sources (the sub-beam one skipped), all found; the FR I and the
+    # tailed galaxy are the only false positives, both on contaminant emission; the compact
+    # source is a single pixel, below a beam.
+    net = r["detection"]["network"]
+    assert (net["tp_sources"], net["fn_sources"], net["n_sources_skipped"]) == (4, 0, 1)
+    assert (net["true_regions"], net["fp_regions"]) == (4, 2)
+    assert net["recall"] == 1.0
+    assert net["precision"] == pytest.approx(4 / 6)
+    assert net["fp_regions_on_contaminant_emission"] == 2
+    assert 0.0 < net["contaminant_area_fraction"] < 0.2
+
+    # Clusters: both diffuse hosts and both radio-galaxy hosts are "detected".
+    cls = r["classification"]
+    assert (cls["n_clusters"], cls["n_positive"], cls["n_negative"]) == (5, 2, 3)
+    at = cls["at_threshold"]
+    assert (at["tp"], at["fp"], at["tn"], at["fn"]) == (2, 2, 1, 0)
+    fpr = cls["false_positive_rate"]
+    assert fpr["negative_with_radio_galaxy"] == {"n": 2, "n_detected": 2, "rate": 1.0}
+    assert fpr["negative_no_radio_galaxy"] == {"n": 1, "n_detected": 0, "rate": 0.0}
+    assert fpr["negative_with_extended_radio_galaxy"]["n"] == 2
+    assert cls["positive_detection_rate"]["rate"] == 1.0
+
+    # Morphology: the rule recovers halo (x2), relic and filament.
+    morph = r["morphology"]
+    assert morph["matrix"] == [[2, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]]
+    assert morph["accuracy"] == 1.0
+
+
+def test_end_to_end_with_a_tiny_model(
+    dataset: Path, tiny_model: ModelVersion, tmp_path: Path
+) -> None:
+    ev = evaluate(tiny_model, [dataset], command="radiounet evaluate ...")
+    paths = write_report(ev, tmp_path / "out")
+    for key in ("json", "markdown", "iou", "detection", "sweep", "confusion", "examples"):
+        assert paths[key].is_file(), key
+    for key in ("iou", "detection", "sweep", "confusion", "examples"):
+        data = paths[key].read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 5000, key
+
+    r = no_nan(paths["json"].read_text())
+    assert r["format"] == "radiounet-eval/1"
+    assert r["model"]["placeholder"] is True and r["model"]["version"] == 1
+    assert r["methods"] == ["network", "sigma3", "pybdsf"]
+    assert r["pybdsf"]["n_fields"] == 2 and r["warnings"] == []
+    for m in r["methods"]:
+        seg = r["segmentation"][m]
+        assert seg["n"] == 2 and 0.0 <= seg["mean"] <= 1.0 and seg["sem"] >= 0.0
+        det = r["detection"][m]
+        assert det["n_sources_counted"] == 4 and det["tp_sources"] + det["fn_sources"] == 4
+    seg = r["segmentation"]
+    assert seg["n_fields_with_emission"] == 2 and seg["empty_mask"]["n"] == 2
+    assert seg["network"]["fields_with_emission"]["n"] == 2
+    assert seg["network_minus_sigma3"]["n"] == 2
+    # The 3-sigma mask sees the bright radio galaxies: false positives the reference lacks.
+    assert r["detection"]["sigma3"]["fp_regions"] >= 2
+    assert r["segmentation"]["sigma3"]["mean"] < 1.0
+    assert isinstance(r["detection"]["only_network"]["tp_sources"], int)
+    cls = r["classification"]
+    assert cls["n_clusters"] == 5 and len(cls["sweep"]) >= 40
+    assert {"accuracy", "precision", "recall", "threshold"} <= set(cls["sweep"][0])
+    assert cls["threshold"] == 0.015 and cls["at_threshold"]["threshold"] == 0.015
+    assert np.asarray(r["morphology"]["matrix"]).shape == (3, 4)
+    assert [t["status"] for t in r["targets"]] != [] and len(r["targets"]) == 4
+    assert all(t["status"] in {"PASS", "FAIL", "N/A"} for t in r["targets"] + r["sanity"])
+    assert [t["name"] for t in r["sanity"]] == [
+        "IoU network > empty mask (all fields)",
+        "IoU network > empty mask (fields with emission)",
+    ]
+    assert r["reference"]["precision"] == 0.86 and r["reference"]["recall"] == 0.65
+    assert r["reference"]["iou_network"]["mean"] == 0.64
+    assert [f["id"] for f in r["fields"]] == ["f0000", "f0001"]
+
+    md = paths["markdown"].read_text()
+    assert "PLACEHOLDER WEIGHTS: FIGURES MEANINGLESS" in md
+    assert md.count("IoU network > ") == 4  # two targets, two sanity checks
+    assert "IoU network > 3-sigma mask" in md and "IoU network > PyBDSF islands" in md
+    assert "precision >= paper's 0.86" in md and "recall >= paper's 0.65" in md
+    assert "0.64 ± 0.02" in md and "0.58 ± 0.02" in md and "(paper: 0.35)" in md
+    for rel in ("figures/iou.png", "figures/classification_sweep.png", "figures/examples.png"):
+        assert f"]({rel})" in md
+    assert "radiounet evaluate ..." in md
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def harness(argv: list[str]) -> tuple[argparse.Namespace, int]:
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    register(sub)
+    args = parser.parse_args(argv)
+    return args, int(args.run(args))
+
+
+def test_cli_writes_the_report(
+    oracle_dataset: Path,
+    tiny_model: ModelVersion,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "eval"
+    argv = [
+        "evaluate",
+        "--model",
+        str(tiny_model.path),
+        "--data",
+        str(oracle_dataset),
+        "--out",
+        str(out),
+        "--no-pybdsf",
+        "--max-fields",
+        "1",
+        "--threshold",
+        "0.02",
+    ]
+    _, code = harness(argv)
+    assert code == 0
+    stdout, stderr = capsys.readouterr()
+    assert "placeholder" in stderr  # the usual untrained-model note
+    assert "mean IoU Radio U-Net" in stdout and "wrote " in stdout
+    r = no_nan((out / "report.json").read_text())
+    assert r["n_fields"] == 1 and r["classification"]["threshold"] == 0.02
+    assert r["methods"] == ["network", "sigma3"]
+    assert r["command"].startswith("radiounet evaluate --model ")
+    assert "--no-pybdsf --max-fields 1" in r["command"]
+    assert (out / "report.md").is_file() and (out / "figures" / "examples.png").is_file()
+    # A second run refuses to overwrite, unless asked.
+    with pytest.raises(FileExistsError, match="use --overwrite"):
+        harness(argv)
+    assert harness([*argv, "--overwrite"])[1] == 0
+
+
+def test_cli_errors(tmp_path: Path, tiny_model: ModelVersion) -> None:
+    base = ["evaluate", "--model", str(tiny_model.path), "--out", str(tmp_path / "o")]
+    with pytest.raises(FileNotFoundError, match=r"manifest.json not found"):
+        harness([*base, "--data", str(tmp_path)])
+    with pytest.raises(ValueError, match="--max-fields must be a positive integer, got 0"):
+        harness([*base, "--data", str(tmp_path), "--max-fields", "0"])
+    with pytest.raises(SystemExit):  # argparse: --data is required
+        harness(base)
+
+
+def test_targets_and_sanity_by_hand() -> None:
+    from radiounet.evaluation.report import assess_targets, sanity_checks
+
+    summary = {"mean": 0.7, "sem": 0.02, "n": 5}
+    report = {
+        "segmentation": {
+            "network": {**summary, "fields_with_emission": {"mean": 0.6, "sem": 0.1, "n": 3}},
+            "sigma3": {"mean": 0.6, "sem": 0.02, "n": 5},
+            "network_minus_sigma3": {
+                "mean": 0.1,
+                "sem": 0.02,
+                "n": 5,
+                "network_mean": 0.7,
+                "baseline_mean": 0.6,
+            },
+            "empty_mask": {
+                "mean": 0.8,
+                "sem": 0.1,
+                "n": 5,
+                "fields_with_emission": {"mean": 0.5, "sem": 0.0, "n": 3},
+            },
+        },
+        "detection": {
+            "network": {
+                "precision": 0.9,
+                "precision_interval95": [0.7, 0.97],
+                "recall": math.nan,
+                "recall_interval95": [None, None],
+            }
+        },
+    }
+    targets = {t["name"]: t for t in assess_targets(report)}
+    assert targets["IoU network > 3-sigma mask"]["status"] == "PASS"
+    assert "better by more than 2 s.e." in targets["IoU network > 3-sigma mask"]["detail"]
+    assert targets["IoU network > PyBDSF islands"]["status"] == "N/A"
+    assert targets["precision >= paper's 0.86"]["status"] == "PASS"
+    assert targets["recall >= paper's 0.65"]["status"] == "FAIL"
+    assert "undefined" in targets["recall >= paper's 0.65"]["detail"]
+    sanity = [t["status"] for t in sanity_checks(report)]
+    assert sanity == ["FAIL", "PASS"]  # empty fields flatter the empty mask

@@ -1,0 +1,225 @@
+"""Tests for radiounet.simulate.observe and radiounet.simulate.setups."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+import pytest
+
+from radiounet.core.units import beam_area_pixels
+from radiounet.simulate.imaging import briggs_weights, fit_beam, gaussian_taper, psf_and_beam
+from radiounet.simulate.observe import Observation, observe, primary_beam, robust_std
+from radiounet.simulate.setups import SETUPS, ObservationSetup, get_setup
+from radiounet.simulate.uvcoverage import lofar_hba_track
+
+ARCSEC = 1 / 3600
+DEC = 50.0
+
+# 256 x 256 pixels of 4.5" (19'), a 15-minute sampled track, two channels.
+SMALL = dataclasses.replace(
+    get_setup("lotss-dr2-lowres"),
+    name="small-test",
+    image_size=256,
+    integration_s=900.0,
+    n_channels=2,
+    max_iterations=3000,
+)
+N = SMALL.image_size
+C = N // 2
+
+
+def gaussian_sky(flux: float, fwhm_arcsec: float, y0: float, x0: float) -> np.ndarray:
+    yy, xx = np.mgrid[:N, :N]
+    sigma = fwhm_arcsec / SMALL.pixel_arcsec / (2 * math.sqrt(2 * math.log(2)))
+    g = np.exp(-((yy - y0) ** 2 + (xx - x0) ** 2) / (2 * sigma**2))
+    return flux * g / g.sum()
+
+
+@pytest.fixture(scope="module")
+def mixed() -> tuple[np.ndarray, Observation]:
+    sky = gaussian_sky(0.2, 60.0, C + 40, C - 50)
+    sky[C, C] += 0.5
+    sky[C - 60, C + 70] += 0.1
+    return sky, observe(sky, SMALL, dec_deg=DEC, rng=np.random.default_rng(11))
+
+
+def test_products_have_the_documented_types(mixed: tuple[np.ndarray, Observation]) -> None:
+    _, obs = mixed
+    for image in (obs.image, obs.residual, obs.model, obs.psf):
+        assert image.dtype == np.float32
+        assert image.shape == (N, N)
+    assert obs.psf[C, C] == pytest.approx(1.0, abs=1e-4)
+    track = lofar_hba_track(DEC, integration_s=900.0, max_baseline_m=SMALL.max_baseline_m)
+    assert obs.n_visibilities == len(track.uvw) * SMALL.n_channels
+    assert obs.noise_sigma_vis > 0
+    assert 1 <= obs.major_cycles <= SMALL.major_cycles
+
+
+def test_same_seed_same_image_whatever_the_threads(mixed: tuple[np.ndarray, Observation]) -> None:
+    sky, obs = mixed
+    again = observe(sky, SMALL, dec_deg=DEC, rng=np.random.default_rng(11), nthreads=2)
+    np.testing.assert_array_equal(again.image, obs.image)
+    np.testing.assert_array_equal(again.model, obs.model)
+    assert again.beam_deg == obs.beam_deg
+    other = observe(sky, SMALL, dec_deg=DEC, rng=np.random.default_rng(12))
+    assert not np.array_equal(other.image, obs.image)
+
+
+def test_point_sources_restored_with_their_flux(mixed: tuple[np.ndarray, Observation]) -> None:
+    _, obs = mixed
+    assert np.unravel_index(np.argmax(obs.image), obs.image.shape) == (C, C)
+    assert obs.image[C, C] == pytest.approx(0.5, rel=0.02)
+    assert obs.image[C - 60, C + 70] == pytest.approx(0.1, rel=0.03)
+
+
+def test_extended_source_flux_is_recovered(mixed: tuple[np.ndarray, Observation]) -> None:
+    _, obs = mixed
+    yy, xx = np.mgrid[:N, :N]
+    aperture = np.hypot(yy - (C + 40), xx - (C - 50)) * SMALL.pixel_arcsec <= 150.0
+    area = beam_area_pixels(obs.beam_deg[0], obs.beam_deg[1], (SMALL.pixel_arcsec * ARCSEC) ** 2)
+    assert obs.image[aperture].sum() / area == pytest.approx(0.2, rel=0.10)
+
+
+def test_beam_is_the_fit_to_the_psf(mixed: tuple[np.ndarray, Observation]) -> None:
+    _, obs = mixed
+    # The same weights as observe: inverse-variance natural weights, Briggs, taper.
+    track = lofar_hba_track(DEC, integration_s=900.0, max_baseline_m=SMALL.max_baseline_m)
+    freqs = SMALL.frequencies()
+    weights = briggs_weights(
+        track.uvw,
+        freqs,
+        npix=N,
+        pixel_rad=SMALL.pixel_rad,
+        robust=SMALL.robust,
+        natural=1 / track.baseline_variance(),
+    )
+    assert SMALL.taper_arcsec is not None
+    weights *= gaussian_taper(track.uvw, freqs, fwhm_rad=math.radians(SMALL.taper_arcsec * ARCSEC))
+    psf, beam = psf_and_beam(track.uvw, freqs, weights, npix=2 * N, pixel_rad=SMALL.pixel_rad)
+    assert obs.beam_deg == pytest.approx(beam, rel=1e-9)
+    np.testing.assert_allclose(obs.psf, psf[C : C + N, C : C + N], atol=1e-6)
+    assert fit_beam(obs.psf, SMALL.pixel_arcsec * ARCSEC) == pytest.approx(beam, rel=1e-3)
+    assert 15 * ARCSEC < obs.beam_deg[1] <= obs.beam_deg[0] < 25 * ARCSEC
+
+
+def test_noise_only_field_has_the_target_rms() -> None:
+    obs = observe(np.zeros((N, N)), SMALL, dec_deg=DEC, rng=np.random.default_rng(5))
+    assert obs.rms_jy_beam == pytest.approx(SMALL.rms_jy_beam, rel=0.10)
+    assert obs.clean_converged
+    # Pure noise has few 5-sigma peaks to clean.
+    assert obs.clean_iterations < 50
+
+
+def test_clean_state_when_max_iterations_binds(mixed: tuple[np.ndarray, Observation]) -> None:
+    sky, obs = mixed
+    assert obs.clean_converged
+    assert np.abs(obs.residual * primary_beam(N, SMALL.pixel_arcsec * ARCSEC, 3.8)).max() <= (
+        SMALL.clean_threshold_sigma * SMALL.rms_jy_beam * 1.0001
+    )
+    capped = dataclasses.replace(SMALL, max_iterations=20)
+    short = observe(sky, capped, dec_deg=DEC, rng=np.random.default_rng(11))
+    assert short.clean_iterations == 20
+    assert not short.clean_converged
+    # The uncleaned flux leaves the source's sidelobes in the residual.
+    assert np.abs(short.residual).max() > 10 * SMALL.rms_jy_beam
+
+
+def test_primary_beam_is_applied_and_corrected() -> None:
+    narrow = dataclasses.replace(SMALL, primary_beam_fwhm_deg=0.4)
+    sky = np.zeros((N, N))
+    y, x = C + 60, C - 60  # 0.106 deg from the centre: attenuated to 0.82
+    sky[y, x] = 0.3
+    pb = primary_beam(N, SMALL.pixel_arcsec * ARCSEC, 0.4)
+    assert pb[y, x] == pytest.approx(0.823, abs=0.001)
+    corrected = observe(sky, narrow, dec_deg=DEC, rng=np.random.default_rng(1))
+    assert corrected.image[y, x] == pytest.approx(0.3, rel=0.02)
+    off = observe(
+        sky,
+        dataclasses.replace(narrow, primary_beam_fwhm_deg=None),
+        dec_deg=DEC,
+        rng=np.random.default_rng(1),
+    )
+    assert off.image[y, x] == pytest.approx(0.3, rel=0.02)
+
+
+def test_robust_std() -> None:
+    values = np.random.default_rng(0).normal(0.0, 3.0, 50_000)
+    values[:500] = 1e3  # 1 % outliers barely move it
+    assert robust_std(values) == pytest.approx(3.0, rel=0.03)
+    with pytest.raises(ValueError, match="at least one finite value"):
+        robust_std(np.array([np.nan]))
+
+
+def test_observe_rejects_bad_input() -> None:
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="sky must have the setup's shape \\(256, 256\\)"):
+        observe(np.zeros((128, 128)), SMALL, dec_deg=DEC, rng=rng)
+    bad = np.zeros((N, N))
+    bad[3, 3] = np.nan
+    with pytest.raises(ValueError, match="sky must be finite"):
+        observe(bad, SMALL, dec_deg=DEC, rng=rng)
+    with pytest.raises(ValueError, match="nthreads must be at least 1, got 0"):
+        observe(np.zeros((N, N)), SMALL, dec_deg=DEC, rng=rng, nthreads=0)
+    with pytest.raises(ValueError, match="sets below LOFAR's horizon"):
+        observe(np.zeros((N, N)), SMALL, dec_deg=-50.0, rng=rng)
+
+
+# --- set-ups --------------------------------------------------------------------
+
+
+def test_named_setups() -> None:
+    assert sorted(SETUPS) == ["lotss-dr2-lowres", "paper-6arcsec"]
+    paper = get_setup("paper-6arcsec")
+    assert (paper.image_size, paper.pixel_arcsec) == (2000, 2.0)
+    assert paper.field_of_view_deg == pytest.approx(1.11, abs=0.01)
+    low = get_setup("lotss-dr2-lowres")
+    assert (low.image_size, low.pixel_arcsec, low.rms_jy_beam) == (960, 4.5, 95e-6)
+    for setup in SETUPS.values():
+        assert setup.duration_h == 8.0
+        assert setup.stations == "dutch"
+        freqs = setup.frequencies()
+        assert 120e6 <= freqs.min() < freqs.max() <= 168e6
+
+
+def test_get_setup_lists_the_names() -> None:
+    with pytest.raises(
+        ValueError,
+        match="unknown observation setup 'lotss'; known: lotss-dr2-lowres, paper-6arcsec",
+    ):
+        get_setup("lotss")
+
+
+def test_to_dict_is_json_and_round_trips() -> None:
+    for setup in SETUPS.values():
+        d = json.loads(json.dumps(setup.to_dict()))
+        assert ObservationSetup(**d) == setup
+        assert {"name", "image_size", "pixel_arcsec", "rms_jy_beam", "freq_hz"} <= set(d)
+
+
+def test_frequencies() -> None:
+    one = ObservationSetup(name="x", image_size=64, pixel_arcsec=2.0)
+    np.testing.assert_array_equal(one.frequencies(), [144e6])
+    four = dataclasses.replace(one, n_channels=4)
+    np.testing.assert_allclose(four.frequencies(), [126e6, 138e6, 150e6, 162e6])
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"image_size": 63}, "image_size must be even and >= 32, got 63"),
+        ({"pixel_arcsec": 0.0}, "pixel_arcsec must be a positive number, got 0.0"),
+        ({"robust": 3.0}, "robust must be in \\[-2, 2\\], got 3.0"),
+        ({"taper_arcsec": -5.0}, "taper_arcsec must be a positive number or None, got -5.0"),
+        ({"clean_gain": 1.0}, "clean_gain must be in \\(0, 1\\), got 1.0"),
+        ({"major_cycles": 0}, "major_cycles must be at least 1, got 0"),
+        ({"stations": "eu"}, "stations must be one of \\('core', 'dutch'\\), got 'eu'"),
+        ({"n_channels": 0}, "n_channels must be at least 1, got 0"),
+        ({"rms_jy_beam": float("nan")}, "rms_jy_beam must be a positive number, got nan"),
+    ],
+)
+def test_setup_validation(change: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        dataclasses.replace(SMALL, **change)  # type: ignore[arg-type]
