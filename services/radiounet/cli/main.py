@@ -7,11 +7,27 @@ import sys
 from collections.abc import Sequence
 
 from .. import __version__
-from . import classify_cmd, demo_cmd, evaluate_cmd, model_cmd, segment_cmd, simulate_cmd
+from . import (
+    classify_cmd,
+    demo_cmd,
+    evaluate_cmd,
+    model_cmd,
+    segment_cmd,
+    simulate_cmd,
+    train_cmd,
+)
 
 __all__ = ["build_parser", "main"]
 
-_COMMANDS = (segment_cmd, classify_cmd, simulate_cmd, evaluate_cmd, demo_cmd, model_cmd)
+_COMMANDS = (
+    segment_cmd,
+    classify_cmd,
+    simulate_cmd,
+    train_cmd,
+    evaluate_cmd,
+    demo_cmd,
+    model_cmd,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

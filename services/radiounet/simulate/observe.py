@@ -60,15 +60,28 @@ from numpy.typing import NDArray
 
 from radiounet.simulate import imaging
 from radiounet.simulate.setups import ObservationSetup
-from radiounet.simulate.uvcoverage import lofar_hba_track
+from radiounet.simulate.uvcoverage import UVTrack, hba_station_positions, lofar_hba_track
 
 __all__ = [
+    "PHASE_ERROR_CORE_FRACTION",
+    "PHASE_ERROR_FULL_DISTANCE_M",
     "Observation",
+    "apply_station_gains",
     "observe",
     "primary_beam",
     "robust_std",
+    "station_gain_errors",
+    "station_phase_scale",
     "visibility_noise_sigma",
 ]
+
+#: Fraction of ``phase_error_deg`` that a station at the array centre gets ...
+PHASE_ERROR_CORE_FRACTION = 0.3
+#: ... rising linearly with distance to all of it at this distance and beyond.
+PHASE_ERROR_FULL_DISTANCE_M = 50e3
+# Regularises the Cholesky factor of the (nearly singular) squared-exponential
+# covariance: white noise of 1e-3 of the rms, far below anything that matters.
+_GP_JITTER = 1e-6
 
 # ducc0 is not bitwise reproducible with several threads: gridding accumulates
 # in a thread-dependent order, and the kernel and oversampling it picks depend
@@ -140,6 +153,17 @@ def robust_std(values: NDArray[np.floating]) -> float:
     return float(1.4826 * np.median(np.abs(flat - np.median(flat))))
 
 
+def _child(rng: np.random.Generator) -> np.random.Generator:
+    """An independent generator spawned from ``rng`` (its own draws are left as they are)."""
+    try:
+        return rng.spawn(1)[0]
+    except TypeError:
+        raise ValueError(
+            "rng must come from a seed (numpy.random.default_rng(seed)) so that the gain "
+            "errors can be drawn from a child stream"
+        ) from None
+
+
 def primary_beam(npix: int, pixel_deg: float, fwhm_deg: float) -> NDArray[np.float64]:
     """Circular Gaussian primary beam on the image grid, 1 at the phase centre ``(N // 2, N // 2)``.
 
@@ -185,6 +209,150 @@ def visibility_noise_sigma(
     if not (total > 0 and spread > 0):
         raise ValueError("weights must have a positive sum")
     return rms_jy_beam * total / math.sqrt(spread)
+
+
+def station_phase_scale(
+    names: tuple[str, ...] | list[str], positions: NDArray[np.floating]
+) -> NDArray[np.float64]:
+    """Phase-error rms of each station relative to ``phase_error_deg``.
+
+    The ionosphere that calibration gets wrong differs more between stations
+    far apart, so remote stations get larger residual phase errors than core
+    ones: ``0.3 + 0.7 * min(1, d / 50 km)``, with ``d`` the distance from the
+    centroid of the core (``CS``) stations (of all stations if there are none).
+    The split core (within ~2 km) gets 0.30-0.33, remote stations 0.35 (RS106,
+    3 km) to 1 (beyond 50 km). The linear ramp is a simple stand-in for the
+    structure function of the ionospheric phase, which grows as a power ~0.7-1
+    of the distance up to tens of km and saturates beyond; the floor stands for
+    the errors that are independent per station (solution noise, beam model).
+
+    Parameters
+    ----------
+    names : sequence of str
+        Station field names, one per row of ``positions``.
+    positions : ndarray, shape (n_stations, 3)
+        Earth-fixed positions in metres.
+
+    Examples
+    --------
+    >>> names, xyz = hba_station_positions("dutch")
+    >>> scale = station_phase_scale(names, xyz)
+    >>> round(float(scale.min()), 2), round(float(scale.max()), 2)
+    (0.3, 1.0)
+    """
+    xyz = np.asarray(positions, dtype=np.float64)
+    if xyz.ndim != 2 or xyz.shape != (len(names), 3):
+        raise ValueError(f"positions must have shape ({len(names)}, 3), got {xyz.shape!r}")
+    core = np.array([name.startswith("CS") for name in names], dtype=bool)
+    centre = xyz[core].mean(axis=0) if core.any() else xyz.mean(axis=0)
+    distance = np.linalg.norm(xyz - centre, axis=1)
+    ramp = np.minimum(1.0, distance / PHASE_ERROR_FULL_DISTANCE_M)
+    scale: NDArray[np.float64] = PHASE_ERROR_CORE_FRACTION + (1 - PHASE_ERROR_CORE_FRACTION) * ramp
+    return scale
+
+
+def _smooth_processes(
+    rng: np.random.Generator, n_times: int, step_s: float, timescale_s: float, n: int
+) -> NDArray[np.float64]:
+    """``n`` independent unit-variance Gaussian processes on ``n_times`` samples, ``step_s`` apart.
+
+    Squared-exponential covariance ``exp(-dt**2 / (2 timescale_s**2))``, drawn
+    exactly on the samples (Cholesky factor times white noise), so the statistics
+    do not depend on the sampling. Shape ``(n_times, n)``.
+    """
+    t = np.arange(n_times) * step_s
+    cov = np.exp(-0.5 * ((t[:, None] - t[None, :]) / timescale_s) ** 2)
+    cov[np.diag_indices(n_times)] += _GP_JITTER
+    factor = np.linalg.cholesky(cov)
+    draws: NDArray[np.float64] = factor @ rng.standard_normal((n_times, n))
+    return draws
+
+
+def station_gain_errors(
+    track: UVTrack,
+    setup: ObservationSetup,
+    rng: np.random.Generator,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """Residual station phase and amplitude errors over the track, at ``setup.freq_hz``.
+
+    Every station ``s`` gets a gain ``g_s(t) = (1 + a_s(t)) exp(i phi_s(t))``:
+    ``phi_s`` and ``a_s`` are independent, zero-mean, smooth Gaussian processes
+    in time (covariance ``rms**2 exp(-dt**2 / (2 tau**2))``, ``tau =
+    setup.gain_error_timescale_s``) with rms ``setup.phase_error_deg`` times
+    :func:`station_phase_scale` and ``setup.amplitude_error``. The rms is that
+    of the ensemble: one 8-h track holds only ~``8 h / tau`` independent
+    stretches, so a station's own rms over the track scatters about it.
+
+    Parameters
+    ----------
+    track : UVTrack
+        The track (its stations and number of time steps).
+    setup : ObservationSetup
+        Error levels, correlation time and ``integration_s``.
+    rng : numpy.random.Generator
+        Source of the errors: phases first, then amplitudes. A process that is
+        switched off (rms 0) draws nothing.
+
+    Returns
+    -------
+    phase_rad, amplitude : ndarray, shape (n_times, n_stations)
+        ``phi_s(t)`` in radians and ``a_s(t)``.
+    """
+    n_times, n_stations = track.n_times, len(track.stations)
+    phase = np.zeros((n_times, n_stations), dtype=np.float64)
+    amplitude = np.zeros((n_times, n_stations), dtype=np.float64)
+    args = (n_times, setup.integration_s, setup.gain_error_timescale_s, n_stations)
+    if setup.phase_error_deg > 0:
+        names, positions = hba_station_positions(setup.stations)
+        if tuple(names) != tuple(track.stations):
+            raise ValueError(
+                f"track stations do not match the setup's {setup.stations!r} station set"
+            )
+        rms = math.radians(setup.phase_error_deg) * station_phase_scale(names, positions)
+        phase = _smooth_processes(rng, *args) * rms[None, :]
+    if setup.amplitude_error > 0:
+        amplitude = _smooth_processes(rng, *args) * setup.amplitude_error
+    return phase, amplitude
+
+
+def apply_station_gains(
+    vis: NDArray[np.complex128],
+    track: UVTrack,
+    freqs: NDArray[np.floating],
+    phase_rad: NDArray[np.floating],
+    amplitude: NDArray[np.floating],
+    *,
+    ref_freq_hz: float,
+) -> None:
+    """Corrupt ``vis`` in place: ``V_pq(t, nu) *= g_p(t, nu) conj(g_q(t, nu))``.
+
+    ``p`` is ``track.antenna1`` and ``q`` ``track.antenna2`` of each row, ``t``
+    its time step (rows are time-major), and ``g_s(t, nu) = (1 + a_s(t))
+    exp(i phi_s(t) ref_freq_hz / nu)``: the phase of an ionospheric (dispersive)
+    delay, the amplitude the same at every frequency.
+
+    Parameters
+    ----------
+    vis : ndarray, shape (n_rows, n_channels)
+        Visibilities of ``track`` at ``freqs``.
+    phase_rad, amplitude : ndarray, shape (n_times, n_stations)
+        From :func:`station_gain_errors`.
+    """
+    n_rows = len(track.uvw)
+    if vis.shape != (n_rows, len(freqs)):
+        raise ValueError(f"vis must have shape {(n_rows, len(freqs))!r}, got {vis.shape!r}")
+    expected = (track.n_times, len(track.stations))
+    if phase_rad.shape != expected or amplitude.shape != expected:
+        raise ValueError(
+            f"phase_rad and amplitude must have shape {expected!r}, got "
+            f"{phase_rad.shape!r} and {amplitude.shape!r}"
+        )
+    time = np.arange(n_rows) // track.n_baselines
+    p, q = track.antenna1, track.antenna2
+    dphase = phase_rad[time, p] - phase_rad[time, q]
+    gain = (1.0 + amplitude[time, p]) * (1.0 + amplitude[time, q])
+    for c, freq in enumerate(np.asarray(freqs, dtype=np.float64)):
+        vis[:, c] *= gain * np.exp(1j * (ref_freq_hz / freq) * dphase)
 
 
 def observe(
@@ -259,6 +427,12 @@ def observe(
     # uvw in ducc0's axis order once, rather than on every gridder call.
     duvw = imaging._ducc_uvw(uvw)
     vis = imaging._dirty2vis(sky, duvw, freqs, pixel_rad, _GRIDDER_THREADS)
+    if setup.phase_error_deg > 0 or setup.amplitude_error > 0:
+        # A child stream, so the thermal noise below is the same with or without
+        # the errors (and nothing is drawn or spawned when they are off).
+        phase, amplitude = station_gain_errors(track, setup, _child(rng))
+        apply_station_gains(vis, track, freqs, phase, amplitude, ref_freq_hz=setup.freq_hz)
+        del phase, amplitude
     sigma = visibility_noise_sigma(weights, variance[:, None], setup.rms_jy_beam)
     scale = sigma * np.sqrt(variance)[:, None]
     vis += scale * rng.standard_normal(vis.shape)

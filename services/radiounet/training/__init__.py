@@ -1,0 +1,1 @@
+"""Training and fine-tuning of Radio U-Net on simulated datasets (``radiounet-sim/1``)."""
