@@ -10,15 +10,31 @@ import numpy as np
 import pytest
 
 from radiounet.core.units import beam_area_pixels
-from radiounet.simulate.imaging import briggs_weights, fit_beam, gaussian_taper, psf_and_beam
-from radiounet.simulate.observe import Observation, observe, primary_beam, robust_std
+from radiounet.simulate import observe as observe_module
+from radiounet.simulate.imaging import (
+    briggs_weights,
+    fit_beam,
+    gaussian_beam,
+    gaussian_taper,
+    psf_and_beam,
+)
+from radiounet.simulate.observe import (
+    Observation,
+    apply_station_gains,
+    observe,
+    primary_beam,
+    robust_std,
+    station_gain_errors,
+    station_phase_scale,
+)
 from radiounet.simulate.setups import SETUPS, ObservationSetup, get_setup
-from radiounet.simulate.uvcoverage import lofar_hba_track
+from radiounet.simulate.uvcoverage import UVTrack, hba_station_positions, lofar_hba_track
 
 ARCSEC = 1 / 3600
 DEC = 50.0
 
-# 256 x 256 pixels of 4.5" (19'), a 15-minute sampled track, two channels.
+# 256 x 256 pixels of 4.5" (19'), a 15-minute sampled track, two channels; the
+# set-up's default residual gain errors.
 SMALL = dataclasses.replace(
     get_setup("lotss-dr2-lowres"),
     name="small-test",
@@ -29,6 +45,7 @@ SMALL = dataclasses.replace(
 )
 N = SMALL.image_size
 C = N // 2
+NO_ERRORS = dataclasses.replace(SMALL, phase_error_deg=0.0, amplitude_error=0.0)
 
 
 def gaussian_sky(flux: float, fwhm_arcsec: float, y0: float, x0: float) -> np.ndarray:
@@ -167,6 +184,179 @@ def test_observe_rejects_bad_input() -> None:
         observe(np.zeros((N, N)), SMALL, dec_deg=-50.0, rng=rng)
 
 
+# --- residual gain errors ---------------------------------------------------------
+
+
+def point_source_sky(flux: float = 1.0) -> np.ndarray:
+    sky = np.zeros((N, N))
+    sky[C, C] = flux
+    return sky
+
+
+def annulus_rms(obs: Observation, flux: float = 1.0) -> float:
+    """rms of image minus the restored point source at the centre, 3-15 beams from it."""
+    half = 40
+    source = np.zeros((N, N))
+    source[C - half : C + half + 1, C - half : C + half + 1] = flux * gaussian_beam(
+        obs.beam_deg, SMALL.pixel_arcsec * ARCSEC, 2 * half + 1
+    )
+    yy, xx = np.mgrid[:N, :N]
+    r_arcsec = np.hypot(yy - C, xx - C) * SMALL.pixel_arcsec
+    beam_arcsec = obs.beam_deg[0] / ARCSEC
+    annulus = (r_arcsec >= 3 * beam_arcsec) & (r_arcsec <= 15 * beam_arcsec)
+    return float(np.sqrt(np.mean((obs.image - source)[annulus] ** 2)))
+
+
+@pytest.fixture(scope="module")
+def bright_point() -> tuple[Observation, Observation]:
+    """A 1 Jy point source at the centre, with the default gain errors and without (one seed)."""
+    sky = point_source_sky()
+    with_errors = observe(sky, SMALL, dec_deg=DEC, rng=np.random.default_rng(3))
+    without = observe(sky, NO_ERRORS, dec_deg=DEC, rng=np.random.default_rng(3))
+    return with_errors, without
+
+
+def test_gain_errors_leave_artefacts_around_a_bright_source(
+    bright_point: tuple[Observation, Observation],
+) -> None:
+    with_errors, without = bright_point
+    # With an exact PSF CLEAN removes the source's sidelobes down to the noise ...
+    assert annulus_rms(without) < 1.3 * SMALL.rms_jy_beam
+    # ... but it cannot remove what the gain errors did to them: rings and spokes
+    # well above the noise (~3x here, for 3 deg / 1 %).
+    assert annulus_rms(with_errors) > 2 * SMALL.rms_jy_beam
+    assert with_errors.clean_converged and without.clean_converged
+    # Both images carry the same thermal noise: the errors come from a child stream.
+    assert without.noise_sigma_vis == with_errors.noise_sigma_vis
+    assert with_errors.image[C, C] == pytest.approx(1.0, rel=0.02)
+
+
+def test_gain_errors_are_deterministic_per_seed(
+    bright_point: tuple[Observation, Observation],
+) -> None:
+    with_errors, _ = bright_point
+    sky = point_source_sky()
+    again = observe(sky, SMALL, dec_deg=DEC, rng=np.random.default_rng(3), nthreads=2)
+    np.testing.assert_array_equal(again.image, with_errors.image)
+    np.testing.assert_array_equal(again.model, with_errors.model)
+    other = observe(sky, SMALL, dec_deg=DEC, rng=np.random.default_rng(4))
+    assert not np.array_equal(other.image, with_errors.image)
+
+
+def test_no_gain_errors_draws_only_the_thermal_noise(monkeypatch: pytest.MonkeyPatch) -> None:
+    # With the errors off, observe runs exactly as before they existed: nothing is
+    # drawn or spawned beyond the two standard-normal arrays of the thermal noise.
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("gain errors drawn or applied with the errors off")
+
+    monkeypatch.setattr(observe_module, "station_gain_errors", forbidden)
+    monkeypatch.setattr(observe_module, "apply_station_gains", forbidden)
+    rng = np.random.default_rng(8)
+    obs = observe(point_source_sky(0.5), NO_ERRORS, dec_deg=DEC, rng=rng)
+    reference = np.random.default_rng(8)
+    shape = (obs.n_visibilities // NO_ERRORS.n_channels, NO_ERRORS.n_channels)
+    reference.standard_normal(shape)
+    reference.standard_normal(shape)
+    assert rng.bit_generator.state == reference.bit_generator.state
+    assert rng.bit_generator.seed_seq.n_children_spawned == 0  # type: ignore[attr-defined]
+
+
+def test_gain_errors_leave_the_thermal_noise_alone() -> None:
+    # An empty sky has nothing for the gains to corrupt: the images are the same
+    # bit for bit, so the errors did not take draws from the noise stream.
+    rng_on, rng_off = np.random.default_rng(5), np.random.default_rng(5)
+    on = observe(np.zeros((N, N)), SMALL, dec_deg=DEC, rng=rng_on)
+    off = observe(np.zeros((N, N)), NO_ERRORS, dec_deg=DEC, rng=rng_off)
+    np.testing.assert_array_equal(on.image, off.image)
+    assert rng_on.bit_generator.state == rng_off.bit_generator.state
+
+
+def test_amplitude_errors_barely_change_the_peak_flux() -> None:
+    sky = point_source_sky()
+    for amplitude_error in (SMALL.amplitude_error, 0.05):
+        setup = dataclasses.replace(SMALL, phase_error_deg=0.0, amplitude_error=amplitude_error)
+        obs = observe(sky, setup, dec_deg=DEC, rng=np.random.default_rng(2))
+        assert obs.image[C, C] == pytest.approx(1.0, abs=0.03)
+    # ... though they do leave artefacts (5 % is far above the default).
+    assert annulus_rms(obs) > 2 * SMALL.rms_jy_beam
+
+
+def test_gain_errors_need_a_seeded_generator() -> None:
+    legacy = np.random.Generator(np.random.RandomState(1)._bit_generator)
+    with pytest.raises(ValueError, match="rng must come from a seed"):
+        observe(point_source_sky(), SMALL, dec_deg=DEC, rng=legacy)
+    # Without errors it needs no child stream.
+    observe(point_source_sky(), NO_ERRORS, dec_deg=DEC, rng=legacy)
+
+
+def test_station_phase_scale_grows_with_distance_from_the_core() -> None:
+    names, xyz = hba_station_positions("dutch")
+    scale = station_phase_scale(names, xyz)
+    core = np.array([n.startswith("CS") for n in names])
+    assert np.all((scale[core] >= 0.3) & (scale[core] < 0.34))
+    assert np.all((scale[~core] > 0.34) & (scale[~core] <= 1.0))
+    assert scale.max() == 1.0  # RS210, RS310, RS509 lie beyond 50 km
+    centre = xyz[core].mean(axis=0)
+    distance = np.linalg.norm(xyz - centre, axis=1)
+    order = np.argsort(distance)
+    assert np.all(np.diff(scale[order]) >= 0)
+    np.testing.assert_allclose(scale, 0.3 + 0.7 * np.minimum(1, distance / 50e3))
+    with pytest.raises(ValueError, match="positions must have shape"):
+        station_phase_scale(names[:3], xyz)
+
+
+def test_station_gain_errors_statistics() -> None:
+    setup = get_setup("lotss-dr2-lowres")
+    track = lofar_hba_track(DEC, integration_s=setup.integration_s)
+    phase, amplitude = station_gain_errors(track, setup, np.random.default_rng(0))
+    assert phase.shape == amplitude.shape == (track.n_times, len(track.stations))
+    names, xyz = hba_station_positions("dutch")
+    unit_phase = phase / (math.radians(setup.phase_error_deg) * station_phase_scale(names, xyz))
+    # Ensemble rms as asked for (62 stations x ~24 independent 20-min stretches) ...
+    for unit in (unit_phase, amplitude / setup.amplitude_error):
+        assert np.sqrt(np.mean(unit**2)) == pytest.approx(1.0, rel=0.15)
+        assert abs(unit.mean()) < 0.2
+        # ... smooth over one 60-s integration, independent an hour apart.
+        assert np.std(np.diff(unit, axis=0)) < 0.1
+        lag = round(3600 / setup.integration_s)
+        assert abs(np.mean(unit[lag:] * unit[:-lag])) < 0.15
+    # Remote stations wander more than core ones.
+    core = np.array([n.startswith("CS") for n in names])
+    assert np.std(phase[:, ~core]) > 1.5 * np.std(phase[:, core])
+    # Each process switches off on its own and then draws nothing: the amplitudes
+    # take the draws the phases took above.
+    no_phase = dataclasses.replace(setup, phase_error_deg=0.0)
+    off_phase, amp = station_gain_errors(track, no_phase, np.random.default_rng(0))
+    assert not off_phase.any()
+    np.testing.assert_allclose(amp / setup.amplitude_error, unit_phase, rtol=1e-12, atol=1e-12)
+
+
+def test_apply_station_gains_by_hand() -> None:
+    # Three stations, two time steps, baselines (0, 1), (0, 2), (1, 2) time-major.
+    track = UVTrack(
+        uvw=np.zeros((6, 3)),
+        antenna1=np.array([0, 0, 1, 0, 0, 1], dtype=np.int32),
+        antenna2=np.array([1, 2, 2, 1, 2, 2], dtype=np.int32),
+        stations=("A", "B", "C"),
+        n_times=2,
+    )
+    phase = np.array([[0.1, -0.2, 0.3], [0.0, 0.5, -0.4]])
+    amplitude = np.array([[0.01, -0.02, 0.03], [0.0, 0.04, -0.05]])
+    freqs = np.array([144e6, 288e6])
+    vis = np.full((6, 2), 2.0 + 1.0j)
+    apply_station_gains(vis, track, freqs, phase, amplitude, ref_freq_hz=144e6)
+    for row in range(6):
+        t, p, q = row // 3, track.antenna1[row], track.antenna2[row]
+        for c, ratio in enumerate((1.0, 0.5)):
+            g_p = (1 + amplitude[t, p]) * np.exp(1j * phase[t, p] * ratio)
+            g_q = (1 + amplitude[t, q]) * np.exp(1j * phase[t, q] * ratio)
+            assert vis[row, c] == pytest.approx((2.0 + 1.0j) * g_p * np.conj(g_q), rel=1e-12)
+    with pytest.raises(ValueError, match="vis must have shape"):
+        apply_station_gains(vis[:, :1], track, freqs, phase, amplitude, ref_freq_hz=144e6)
+    with pytest.raises(ValueError, match="phase_rad and amplitude must have shape"):
+        apply_station_gains(vis, track, freqs, phase[:1], amplitude, ref_freq_hz=144e6)
+
+
 # --- set-ups --------------------------------------------------------------------
 
 
@@ -180,6 +370,8 @@ def test_named_setups() -> None:
     for setup in SETUPS.values():
         assert setup.duration_h == 8.0
         assert setup.stations == "dutch"
+        assert (setup.phase_error_deg, setup.amplitude_error) == (3.0, 0.01)
+        assert setup.gain_error_timescale_s == 1200.0
         freqs = setup.frequencies()
         assert 120e6 <= freqs.min() < freqs.max() <= 168e6
 
@@ -218,6 +410,12 @@ def test_frequencies() -> None:
         ({"stations": "eu"}, "stations must be one of \\('core', 'dutch'\\), got 'eu'"),
         ({"n_channels": 0}, "n_channels must be at least 1, got 0"),
         ({"rms_jy_beam": float("nan")}, "rms_jy_beam must be a positive number, got nan"),
+        ({"phase_error_deg": -1.0}, "phase_error_deg must be in \\[0, 180\\], got -1.0"),
+        ({"amplitude_error": 0.6}, "amplitude_error must be in \\[0, 0.5\\], got 0.6"),
+        (
+            {"gain_error_timescale_s": 0.0},
+            "gain_error_timescale_s must be a positive number, got 0.0",
+        ),
     ],
 )
 def test_setup_validation(change: dict[str, object], message: str) -> None:

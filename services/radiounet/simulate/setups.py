@@ -119,22 +119,22 @@ class ObservationSetup:
     major_gain: float = 0.8
     stations: str = "dutch"
     primary_beam_fwhm_deg: float | None = 3.8
-    # Residual direction-independent gain errors, as left by LoTSS-like calibration.
-    # The LoTSS pipelines solve scalar phases on timescales of a minute or less and
-    # amplitudes on tens of minutes (Shimwell et al. 2019, 2022; Tasse et al. 2021),
-    # so what is left is the part the solutions miss: ionospheric phase errors of a
-    # few degrees on the remote stations (the direction-dependent residual that
-    # facet calibration leaves towards a source, applied here to the whole field),
-    # much less across the 2-km core where the stations see one ionosphere, and
-    # amplitude errors of 1-2 % (beam-model and solution noise). 4 deg and 1.5 %
-    # give a 1 Jy source an artefact rms of ~2-3x the 95 uJy/beam thermal noise
-    # within 1-5' (a dynamic range of a few thousand, as near Jy sources in
-    # LoTSS-DR2) and leave the noise of a typical field a few % above the thermal
-    # one. A 20-minute correlation time spreads the errors over ~25 independent
-    # stretches of an 8-h track, which makes rings and spokes rather than the
-    # smooth haze of errors that are independent in every integration.
-    phase_error_deg: float = 4.0
-    amplitude_error: float = 0.015
+    # Residual direction-independent gain errors, as left by LoTSS-like calibration
+    # (direction-independent, then facet-based direction-dependent solutions:
+    # Shimwell et al. 2019, 2022; Tasse et al. 2021). What the solutions miss are
+    # mainly ionospheric phase errors of a few degrees on the remote stations (the
+    # residual towards a source, applied here to the whole field), less across the
+    # 2-km core, where the stations see nearly one ionosphere (0.3x, see
+    # radiounet.simulate.observe.station_phase_scale), and amplitude errors of
+    # ~1 % (beam model, solution noise). With 3 deg and 1 % a 1 Jy point source in
+    # lotss-dr2-lowres keeps an rms of 3.0-3.6x the thermal noise within 1-5'
+    # (dynamic range ~3000, artefacts down to -2.5..-3.2 mJy: spokes and rings, as
+    # around Jy sources in LoTSS-DR2), and the residual rms of a random-sky field
+    # rises by 4-31 % (median 14 %); 4 deg and 1.5 % gave 4.0-4.9x and up to 49 %.
+    # A 20-minute correlation time leaves ~25 independent stretches in an 8-h
+    # track: rings and spokes, not the haze of errors independent per integration.
+    phase_error_deg: float = 3.0
+    amplitude_error: float = 0.01
     gain_error_timescale_s: float = 1200.0
 
     def __post_init__(self) -> None:
@@ -247,8 +247,10 @@ SETUPS: dict[str, ObservationSetup] = {
             rms_jy_beam=83e-6,
             clean_threshold_sigma=5.0,
             # Fields from radiounet.simulate.sky need 12-13k components to reach
-            # 5 sigma; the cap is for unusually crowded fields (see lotss-dr2-lowres).
-            max_iterations=20_000,
+            # 5 sigma with exact gains, 14-29k with the default gain errors (CLEAN
+            # also takes the artefacts above 5 sigma around bright sources); the
+            # cap is for unusually crowded fields (see lotss-dr2-lowres).
+            max_iterations=50_000,
             major_cycles=3,
         ),
         ObservationSetup(
@@ -268,12 +270,13 @@ SETUPS: dict[str, ObservationSetup] = {
             robust=-0.5,
             rms_jy_beam=95e-6,
             clean_threshold_sigma=5.0,
-            # Fields from radiounet.simulate.sky need 13-15k components to reach
-            # 5 sigma here. Hogbom takes the brightest peaks first, so a cap that
-            # binds leaves the faint diffuse sources, the very targets, uncleaned
-            # while the radio galaxies are cleaned: a cue real LoTSS images do not
-            # give. The cap is for unusually crowded fields.
-            max_iterations=20_000,
+            # Fields from radiounet.simulate.sky need 12-15k components to reach
+            # 5 sigma here with exact gains, 13-18k with the default gain errors.
+            # Hogbom takes the brightest peaks first, so a cap that binds leaves
+            # the faint diffuse sources, the very targets, uncleaned while the
+            # radio galaxies are cleaned: a cue real LoTSS images do not give.
+            # The cap is for unusually crowded fields.
+            max_iterations=30_000,
             major_cycles=3,
         ),
     )
