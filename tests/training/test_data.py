@@ -17,6 +17,7 @@ from radiounet.io.fits_image import read_image
 from radiounet.training.data import (
     TileSet,
     augment_pair,
+    balance_tiles,
     evaluation_batches,
     load_tiles,
     read_manifest,
@@ -406,3 +407,36 @@ def test_pipeline_arguments() -> None:
         evaluation_batches(tiles, np.array([], int), batch_size=2)
     with pytest.raises(ValueError, match=r"initial_epoch must be in 0\.\.epochs \(2\), got 3"):
         training_batches(tiles, np.arange(3), batch_size=1, seed=0, epochs=2, initial_epoch=3)
+
+
+def test_balance_tiles_keeps_every_positive_and_reaches_the_share() -> None:
+    masks = np.zeros((100, 8, 8), dtype=np.uint8)
+    positive = [3, 17, 40, 41, 77]
+    masks[positive, 2, 5] = 1
+    indices = np.arange(100, dtype=np.intp)
+    chosen = balance_tiles(masks, indices, positive_fraction=0.25, seed=1)
+    assert set(positive) <= set(chosen.tolist())
+    assert chosen.size == 20  # 5 positives are a quarter of 20 tiles
+    assert list(chosen) == sorted(chosen)
+    assert np.array_equal(chosen, balance_tiles(masks, indices, positive_fraction=0.25, seed=1))
+    other = balance_tiles(masks, indices, positive_fraction=0.25, seed=2)
+    assert not np.array_equal(chosen, other)
+
+
+def test_balance_tiles_only_draws_from_the_given_indices() -> None:
+    masks = np.zeros((50, 4, 4), dtype=np.uint8)
+    masks[[0, 10], 0, 0] = 1
+    subset = np.arange(0, 50, 2, dtype=np.intp)  # tile 0 and 10 included, odd tiles excluded
+    chosen = balance_tiles(masks, subset, positive_fraction=0.5, seed=0)
+    assert chosen.size == 4 and set(chosen.tolist()) <= set(subset.tolist())
+    # Not enough empty tiles: all of them are kept.
+    all_kept = balance_tiles(masks, subset, positive_fraction=0.01, seed=0)
+    assert np.array_equal(all_kept, subset)
+
+
+def test_balance_tiles_errors() -> None:
+    masks = np.zeros((5, 4, 4), dtype=np.uint8)
+    with pytest.raises(ValueError, match="no training tile holds diffuse emission"):
+        balance_tiles(masks, np.arange(5, dtype=np.intp), positive_fraction=0.5, seed=0)
+    with pytest.raises(ValueError, match=r"positive_fraction must be in \(0, 1\), got 1\.0"):
+        balance_tiles(masks, np.arange(5, dtype=np.intp), positive_fraction=1.0, seed=0)

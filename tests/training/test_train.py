@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import shutil
 from dataclasses import replace
@@ -412,3 +413,21 @@ def test_cli_errors(tmp_path: Path, toy_dataset) -> None:
         )
         cli(["train", "--data", str(empty), "--run-dir", str(tmp_path / "run")])
     assert not (tmp_path / "run").exists()
+
+
+def test_positive_fraction_balances_only_the_training_tiles(
+    toy_dataset: Any, tmp_path: Path
+) -> None:
+    # The toy set is rich in emission: a high share is needed for empty tiles to be dropped.
+    config = dataclasses.replace(CONFIG, epochs=1, positive_fraction=0.95)
+    tiles = load_tiles(toy_dataset.path)
+    train_idx, val_idx = split_validation(len(tiles), config.val_fraction, config.seed)
+    holds = tiles.masks[train_idx].reshape(len(train_idx), -1).any(axis=1)
+    n_pos, n_neg = int(holds.sum()), int((~holds).sum())
+    assert n_pos > 0 and n_neg > 0  # the toy set has both kinds
+    expected = n_pos + min(round(n_pos * 0.05 / 0.95), n_neg)
+    result = train(
+        config, dataset_dirs=[toy_dataset.path], run_dir=tmp_path / "run", progress=False
+    )
+    assert result.n_train_tiles == expected < len(train_idx)
+    assert result.n_val_tiles == len(val_idx)  # validation keeps the natural mix

@@ -27,6 +27,7 @@ _CONFIG_OPTIONS = {
     "seed": "seed",
     "max_fields": "max_fields",
     "augment": "augment",
+    "positive_fraction": "positive_fraction",
     "mixed_precision": "mixed_precision",
 }
 
@@ -74,6 +75,13 @@ def _add_common(p: argparse.ArgumentParser, defaults: TrainingConfig) -> None:
     )
     p.add_argument("--seed", type=int, help=f"random seed (default {defaults.seed})")
     p.add_argument("--max-fields", type=int, metavar="N", help="use at most N training fields")
+    p.add_argument(
+        "--positive-fraction",
+        type=float,
+        metavar="F",
+        help="keep all tiles with diffuse emission and draw empty ones so that this share "
+        "of the training tiles holds emission (default: all tiles, as the paper)",
+    )
     p.add_argument(
         "--mixed-precision",
         action="store_const",

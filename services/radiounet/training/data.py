@@ -44,6 +44,7 @@ __all__ = [
     "Manifest",
     "TileSet",
     "augment_pair",
+    "balance_tiles",
     "default_profile",
     "evaluation_batches",
     "load_tiles",
@@ -453,6 +454,35 @@ def split_validation(
         )
     order = np.random.default_rng(seed).permutation(n)
     return np.sort(order[n_val:]).astype(np.intp), np.sort(order[:n_val]).astype(np.intp)
+
+
+def balance_tiles(
+    masks: NDArray[np.uint8],
+    indices: NDArray[np.intp],
+    *,
+    positive_fraction: float,
+    seed: int,
+) -> NDArray[np.intp]:
+    """Every tile of ``indices`` holding emission, plus drawn empty tiles to reach the share.
+
+    Returns sorted tile indices in which ``positive_fraction`` of the tiles
+    hold at least one mask pixel (fewer when there are not enough empty tiles).
+
+    Examples
+    --------
+    >>> masks = np.zeros((10, 4, 4), np.uint8); masks[:2, 0, 0] = 1
+    >>> balance_tiles(masks, np.arange(10), positive_fraction=0.5, seed=0).size
+    4
+    """
+    if not 0.0 < positive_fraction < 1.0:
+        raise ValueError(f"positive_fraction must be in (0, 1), got {positive_fraction!r}")
+    holds = masks[indices].reshape(len(indices), -1).any(axis=1)
+    positives, negatives = indices[holds], indices[~holds]
+    if positives.size == 0:
+        raise ValueError("no training tile holds diffuse emission: cannot balance the tiles")
+    wanted = round(positives.size * (1.0 - positive_fraction) / positive_fraction)
+    drawn = np.random.default_rng(seed).permutation(negatives)[: min(wanted, negatives.size)]
+    return np.sort(np.concatenate([positives, drawn])).astype(np.intp)
 
 
 # ---------------------------------------------------------------------------

@@ -48,7 +48,14 @@ from ..model.repository import (
 from ..model.unet import build_radio_unet
 from ..tf_runtime import keras, tf
 from .config import FINETUNE_TRAINABLE_TOP, LOSS, TrainingConfig
-from .data import TileSet, evaluation_batches, load_tiles, split_validation, training_batches
+from .data import (
+    TileSet,
+    balance_tiles,
+    evaluation_batches,
+    load_tiles,
+    split_validation,
+    training_batches,
+)
 
 __all__ = [
     "RUN_FORMAT",
@@ -457,6 +464,10 @@ def _run(
         progress=progress,
     )
     train_idx, val_idx = split_validation(len(tiles), config.val_fraction, config.seed)
+    if config.positive_fraction is not None:
+        train_idx = balance_tiles(
+            tiles.masks, train_idx, positive_fraction=config.positive_fraction, seed=config.seed
+        )
     if not resume:
         # Leftovers of a start that never finished an epoch: nothing to resume, start afresh.
         paths.history.unlink(missing_ok=True)
