@@ -733,6 +733,7 @@ def run_metadata(
         "stride": c.stride,
         "val_fraction": c.val_fraction,
         "augment": c.augment,
+        "positive_fraction": c.positive_fraction,
         "mixed_precision": c.mixed_precision,
         "tiles": data.get("tiles"),
         "fields": data.get("fields"),
@@ -866,7 +867,12 @@ def model_card_section(version: ModelVersion | str | Path) -> str:
     lines.append(
         f"- Training: {optimizer} at learning rate {t.get('learning_rate')}, batch "
         f"{t.get('batch_size')}, {t.get('loss')}, {t.get('epochs')} epochs, seed "
-        f"{t.get('seed')}, augmentation {'on' if t.get('augment') else 'off'}."
+        f"{t.get('seed')}, augmentation {'on' if t.get('augment') else 'off'}"
+        + (
+            f", training tiles balanced to {t['positive_fraction']:.0%} holding emission."
+            if t.get("positive_fraction")
+            else ", every tile used."
+        )
     )
     ft = t.get("finetune")
     if ft:
