@@ -34,6 +34,7 @@ from radiounet.training.train import (
     finetune,
     freeze_all_but_top,
     model_card_section,
+    recalibrate_batch_norm,
     train,
 )
 
@@ -431,3 +432,39 @@ def test_positive_fraction_balances_only_the_training_tiles(
     )
     assert result.n_train_tiles == expected < len(train_idx)
     assert result.n_val_tiles == len(val_idx)  # validation keeps the natural mix
+
+
+def test_recalibrate_batch_norm_sets_the_exact_mean_of_the_batches() -> None:
+    inputs = keras.Input(shape=(3,))
+    bn = keras.layers.BatchNormalization(momentum=0.99)
+    model = keras.Model(inputs, bn(inputs))
+    rng = np.random.default_rng(0)
+    batches = [rng.normal(loc=5.0, scale=2.0, size=(8, 3)).astype("float32") for _ in range(5)]
+    used = recalibrate_batch_norm(model, iter(batches), n_batches=4)
+    assert used == 4
+    expected_mean = np.mean([b.mean(axis=0) for b in batches[:4]], axis=0)
+    expected_var = np.mean([b.var(axis=0) for b in batches[:4]], axis=0)
+    np.testing.assert_allclose(bn.moving_mean.numpy(), expected_mean, rtol=1e-5)
+    np.testing.assert_allclose(bn.moving_variance.numpy(), expected_var, rtol=1e-4)
+    assert bn.momentum == 0.99  # restored
+    # Fewer batches than asked: all are used; (images, labels) pairs are accepted.
+    assert recalibrate_batch_norm(model, [(b, b) for b in batches[:2]], n_batches=10) == 2
+    with pytest.raises(ValueError, match="n_batches must be at least 1, got 0"):
+        recalibrate_batch_norm(model, batches, n_batches=0)
+
+
+def test_export_with_recalibration_records_it_and_matches_training_mode(
+    trained_run, tmp_path: Path
+) -> None:
+    path = export_trained(trained_run[1], repo=tmp_path, recalibrate_batches=2)
+    version = resolve_model(tmp_path)
+    assert version.path == path
+    assert version.metadata.training["batch_norm_recalibrated_batches"] == 2
+    assert "re-estimated over 2 training batches" in model_card_section(path)
+    plain = export_trained(trained_run[1], repo=tmp_path)
+    assert "batch_norm_recalibrated_batches" not in resolve_model(plain).metadata.training
+    # Different statistics, so different probabilities.
+    x = np.random.default_rng(3).random((2, 192, 192)).astype("float32")
+    p_recal = SavedModelPredictor(resolve_model(path))(x)
+    p_plain = SavedModelPredictor(resolve_model(plain))(x)
+    assert np.abs(p_recal - p_plain).max() > 1e-4

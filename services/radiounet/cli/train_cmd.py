@@ -100,6 +100,14 @@ def _add_common(p: argparse.ArgumentParser, defaults: TrainingConfig) -> None:
         help="export the best weights as the next version of --repo when done",
     )
     p.add_argument(
+        "--recalibrate-bn",
+        type=int,
+        default=0,
+        metavar="N",
+        help="on export, re-estimate the batch-norm statistics over N training batches "
+        "(for short runs, whose moving averages have not converged; default 0: off)",
+    )
+    p.add_argument(
         "--repo",
         type=Path,
         default=default_model_repo(),
@@ -186,7 +194,12 @@ def _report(result: Any, args: argparse.Namespace) -> None:
     if args.export:
         from ..training.train import export_trained, model_card_section
 
-        path = export_trained(result.run_dir, repo=args.repo, description=args.description)
+        path = export_trained(
+            result.run_dir,
+            repo=args.repo,
+            description=args.description,
+            recalibrate_batches=args.recalibrate_bn,
+        )
         print(f"exported {path}")
         print("model card section (for model_repo/radio_unet/README.md):\n")
         print(model_card_section(path))
