@@ -437,7 +437,9 @@ def test_positive_fraction_balances_only_the_training_tiles(
 def test_recalibrate_batch_norm_sets_the_exact_mean_of_the_batches() -> None:
     inputs = keras.Input(shape=(3,))
     bn = keras.layers.BatchNormalization(momentum=0.99)
-    model = keras.Model(inputs, bn(inputs))
+    dropout = keras.layers.Dropout(0.5)
+    # Dropout before the batch norm: were it active, the variance would come out inflated.
+    model = keras.Model(inputs, bn(dropout(inputs)))
     rng = np.random.default_rng(0)
     batches = [rng.normal(loc=5.0, scale=2.0, size=(8, 3)).astype("float32") for _ in range(5)]
     used = recalibrate_batch_norm(model, iter(batches), n_batches=4)
@@ -446,7 +448,7 @@ def test_recalibrate_batch_norm_sets_the_exact_mean_of_the_batches() -> None:
     expected_var = np.mean([b.var(axis=0) for b in batches[:4]], axis=0)
     np.testing.assert_allclose(bn.moving_mean.numpy(), expected_mean, rtol=1e-5)
     np.testing.assert_allclose(bn.moving_variance.numpy(), expected_var, rtol=1e-4)
-    assert bn.momentum == 0.99  # restored
+    assert bn.momentum == 0.99 and dropout.rate == 0.5  # restored
     # Fewer batches than asked: all are used; (images, labels) pairs are accepted.
     assert recalibrate_batch_norm(model, [(b, b) for b in batches[:2]], n_batches=10) == 2
     with pytest.raises(ValueError, match="n_batches must be at least 1, got 0"):
