@@ -121,7 +121,13 @@ def normalise(data: NDArray[np.floating], profile: NormalisationProfile) -> NDAr
     [0.0, 0.0, 0.4000000059604645, 1.0, nan]
     """
     lo, hi = math.log10(profile.vmin), math.log10(profile.vmax)
-    x = np.asarray(data, dtype=np.float64)
+    # One float64 working copy, updated in place: this runs on every tile and
+    # temporaries were most of the tiling overhead (float32 log10 is not exact
+    # enough at the bounds).
+    x = np.array(data, dtype=np.float64)
+    np.clip(x, profile.vmin, profile.vmax, out=x)
     with np.errstate(invalid="ignore"):
-        scaled = (np.log10(np.clip(x, profile.vmin, profile.vmax)) - lo) / (hi - lo)
-    return scaled.astype(np.float32)
+        np.log10(x, out=x)
+    x -= lo
+    x /= hi - lo
+    return x.astype(np.float32)
