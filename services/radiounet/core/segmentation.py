@@ -4,7 +4,7 @@ The predictor is a callable from ``(N, tile, tile)`` float32 tiles in [0, 1] to
 ``(N, tile, tile)`` probabilities: an in-process SavedModel or a TF Serving
 client alike. Tiles are cut, normalised and predicted a batch at a time and
 written straight into the output, so memory beyond the input and output maps
-is a fixed per-batch working set (about 70 MiB at 50 tiles, whatever the image
+is a fixed per-batch working set (about 50 MiB at 50 tiles, whatever the image
 size; see ``make bench``), and both maps may be memory maps.
 """
 
