@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 __all__ = [
     "BRIGHTNESS_UNITS",
     "PROFILES",
+    "SETUP_PROFILES",
     "NormalisationProfile",
     "get_profile",
     "normalise",
@@ -80,6 +81,12 @@ PROFILES: dict[str, NormalisationProfile] = {
             "synthetic LOFAR HBA training images (Stuardi et al. 2024, Sec. 5)",
         ),
     )
+}
+
+#: The profile for the images of each simulator set-up (``radiounet simulate --setup``).
+SETUP_PROFILES: dict[str, str] = {
+    "lotss-dr2-lowres": "lotss-dr2-lowres",
+    "paper-6arcsec": "synthetic",
 }
 
 _CUSTOM = re.compile(r"^\s*([^:]+):([^:]+):\s*(Jy/beam|Jy/pixel)\s*$", re.IGNORECASE)

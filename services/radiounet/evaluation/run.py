@@ -48,7 +48,7 @@ from scipy import ndimage
 from .. import __version__
 from ..core.components import Component, find_components
 from ..core.detection import DEFAULT_RADIUS_R500, detection_ratio
-from ..core.normalisation import PROFILES, NormalisationProfile, get_profile
+from ..core.normalisation import PROFILES, SETUP_PROFILES, NormalisationProfile, get_profile
 from ..core.segmentation import DEFAULT_BATCH_SIZE, Predictor, segment
 from ..io.fits_image import InvalidImageError, SkyImage, read_image
 from ..model.repository import ModelVersion
@@ -103,7 +103,6 @@ CONTAMINANT_CLASSES = ("compact", "fri", "frii", "tailed")
 #: The extended ones among them.
 EXTENDED_RADIO_GALAXIES = ("fri", "frii", "tailed")
 #: Normalisation profile of each simulator set-up.
-SETUP_PROFILES = {"lotss-dr2-lowres": "lotss-dr2-lowres", "paper-6arcsec": "synthetic"}
 #: Segmentation methods compared, in report order.
 METHODS = ("network", "sigma3", "pybdsf")
 #: Pixel probability above which the network detects (Sec. 5).

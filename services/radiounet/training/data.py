@@ -27,7 +27,7 @@ from astropy.io import fits
 from numpy.typing import NDArray
 from tqdm import tqdm
 
-from ..core.normalisation import NormalisationProfile, get_profile
+from ..core.normalisation import SETUP_PROFILES, NormalisationProfile, get_profile
 from ..core.segmentation import normalised_tiles
 from ..io.fits_image import InvalidImageError, SkyImage, read_image
 
@@ -61,7 +61,6 @@ SPLITS = ("train", "test")
 #: Normalisation profile for each simulator set-up: the paper's synthetic
 #: training images were normalised in Jy/pixel (Sec. 5), LoTSS-DR2 images in
 #: Jy/beam (Sec. 6.1).
-SETUP_PROFILES = {"paper-6arcsec": "synthetic", "lotss-dr2-lowres": "lotss-dr2-lowres"}
 
 
 # ---------------------------------------------------------------------------
