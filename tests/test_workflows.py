@@ -30,17 +30,9 @@ BLANK = (slice(30, 70), slice(250, 330))  # rows, columns blanked in the input
 
 
 @pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> ModelVersion:
-    """A 2-filter Radio U-Net exported once into a temporary TF Serving repository."""
-    from radiounet.model.export import export_saved_model
-    from radiounet.model.repository import ModelMetadata
-    from radiounet.model.unet import build_radio_unet
-    from radiounet.tf_runtime import keras
-
-    repo = tmp_path_factory.mktemp("workflows_model_repo")
-    keras.utils.set_random_seed(0)
-    export_saved_model(build_radio_unet(base_filters=2, tile=192), repo, ModelMetadata(2))
-    return resolve_model(repo)
+def tiny_model(tiny_model_repo: Path) -> ModelVersion:
+    """The suite's 2-filter Radio U-Net (tests/conftest.py), resolved once."""
+    return resolve_model(tiny_model_repo)
 
 
 @pytest.fixture(scope="session")

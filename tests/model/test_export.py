@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -35,24 +36,10 @@ META = ModelMetadata(
 )
 
 
-def perturbed_model(seed: int, **kw: int) -> keras.Model:
-    """A small Radio U-Net whose every weight differs from its initial value."""
-    keras.utils.set_random_seed(seed)
-    model = build_radio_unet(base_filters=2, tile=192, **kw)
-    rng = np.random.default_rng(seed)
-    values = []
-    for w in model.weights:
-        v = np.asarray(w.numpy())
-        if w.name == "moving_variance":
-            values.append(v * rng.uniform(0.5, 2.0, v.shape))
-        else:
-            values.append(v + rng.normal(0.0, 0.05, v.shape))
-    model.set_weights([v.astype(np.float32) for v in values])
-    return model
-
-
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[keras.Model, Path, Path]:
+def exported(
+    tmp_path_factory: pytest.TempPathFactory, perturbed_model: Callable[[int], keras.Model]
+) -> tuple[keras.Model, Path, Path]:
     """One small model exported once: (model, repository, version folder)."""
     model = perturbed_model(0)
     repo = tmp_path_factory.mktemp("repo")
@@ -263,7 +250,7 @@ def test_predictor_matches_the_keras_model(exported, predictor) -> None:
     assert 0.0 <= got.min() and got.max() <= 1.0
 
 
-def test_predictor_weights_are_the_exported_ones(exported, predictor) -> None:
+def test_predictor_weights_are_the_exported_ones(exported, predictor, perturbed_model) -> None:
     # Another model of the same architecture answers differently.
     other = perturbed_model(1)
     x = tiles(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -17,30 +18,15 @@ from radiounet.model.repository import (
     ModelMetadata,
     resolve_model,
 )
-from radiounet.model.unet import build_radio_unet
 from radiounet.tf_runtime import keras, tf
 
 META = ModelMetadata(base_filters=2, description="loading test model")
 
 
-def perturbed_model(seed: int) -> keras.Model:
-    """A small Radio U-Net whose every weight (batch-norm statistics included) is non-trivial."""
-    keras.utils.set_random_seed(seed)
-    model = build_radio_unet(base_filters=2, tile=192)
-    rng = np.random.default_rng(seed)
-    values = []
-    for w in model.weights:
-        v = np.asarray(w.numpy())
-        if w.name == "moving_variance":
-            values.append(v * rng.uniform(0.5, 2.0, v.shape))
-        else:
-            values.append(v + rng.normal(0.0, 0.05, v.shape))
-    model.set_weights([v.astype(np.float32) for v in values])
-    return model
-
-
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[keras.Model, Path]:
+def exported(
+    tmp_path_factory: pytest.TempPathFactory, perturbed_model: Callable[[int], keras.Model]
+) -> tuple[keras.Model, Path]:
     model = perturbed_model(3)
     repo = tmp_path_factory.mktemp("loading_repo")
     export_saved_model(model, repo, META)

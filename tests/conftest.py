@@ -1,4 +1,4 @@
-"""Fixtures for the command-line tests: a tiny exported model, so no test needs the 31 MB one."""
+"""Fixtures shared by the suite: a tiny exported model, so no test needs a shipped one."""
 
 from __future__ import annotations
 
