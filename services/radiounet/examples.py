@@ -47,6 +47,8 @@ class ExampleField:
         4-D (RA---SIN, DEC--SIN, FREQ, STOKES) header, as for LoTSS-DR2 images.
     name, ra_deg, dec_deg, z, m500_1e14
         The cluster, which lies at the central pixel ``(size // 2, size // 2)``.
+    r500_arcmin : float or None
+        R500 when it was given instead of derived from ``z`` and ``m500_1e14``.
     """
 
     image: NDArray[np.float32]
@@ -57,6 +59,7 @@ class ExampleField:
     dec_deg: float
     z: float
     m500_1e14: float
+    r500_arcmin: float | None = None
 
     @property
     def data_4d(self) -> NDArray[np.float32]:
@@ -71,7 +74,10 @@ class ExampleField:
     @property
     def r500_pix(self) -> float:
         """R500 of the cluster in pixels."""
-        return theta500_arcmin(self.m500_1e14, self.z) * 60 / (abs(self.header["CDELT2"]) * 3600)
+        r500 = self.r500_arcmin
+        if r500 is None:
+            r500 = theta500_arcmin(self.m500_1e14, self.z)
+        return r500 * 60 / (abs(self.header["CDELT2"]) * 3600)
 
     def to_hdu(self) -> fits.PrimaryHDU:
         """A primary HDU holding the 4-D data and header, ready for ``writeto``."""
@@ -120,6 +126,21 @@ def _add_gaussian(
     sky[ys, xs] += flux / (2 * math.pi * sigma_major * sigma_minor) * g
 
 
+def _add_frii(sources: NDArray[np.float32], rng: np.random.Generator, pixel_arcsec: float) -> None:
+    """Add an FR II (core and two lobes, Jy/pixel) 0.45-0.75 half-widths from the centre."""
+    centre = sources.shape[0] // 2
+    direction, axis = rng.uniform(0, 2 * math.pi, 2)
+    distance = rng.uniform(0.45, 0.75) * centre
+    fx, fy = centre + distance * math.cos(direction), centre + distance * math.sin(direction)
+    half = rng.uniform(60, 100) / pixel_arcsec
+    sources[int(fy), int(fx)] += rng.uniform(3e-3, 1e-2)  # core
+    for side in (-1, 1):
+        lx, ly = fx + side * half * math.cos(axis), fy + side * half * math.sin(axis)
+        _add_gaussian(
+            sources, lx, ly, rng.uniform(0.05, 0.2), 15 / pixel_arcsec, 9 / pixel_arcsec, axis
+        )
+
+
 def example_field(
     *,
     seed: int = 0,
@@ -132,6 +153,10 @@ def example_field(
     z: float = 0.224,
     m500_1e14: float = 7.77852,
     name: str = "PSZ2 G055.59+31.85",
+    halo: bool = True,
+    relic: bool = True,
+    radio_galaxies: int = 1,
+    r500_arcmin: float | None = None,
 ) -> ExampleField:
     """Make a LoTSS-DR2-like 20-arcsec field around a cluster hosting a halo and a relic.
 
@@ -146,10 +171,16 @@ def example_field(
     two lobes). The noise is Gaussian, convolved with the beam and scaled to
     ``rms_jy_beam``. The same seed gives the same field.
 
+    ``halo=False`` or ``relic=False`` leaves that component out (of the image and
+    the truth), ``radio_galaxies`` sets the number of FR IIs, and ``r500_arcmin``
+    gives R500 directly instead of from ``z`` and ``m500_1e14``; the rest of the
+    field stays the same for a seed.
+
     Raises
     ------
     ValueError
-        If ``size`` is below 64 or a scale, the rms, ``z`` or ``m500_1e14`` is not positive.
+        If ``size`` is below 64, a scale, the rms, ``z``, ``m500_1e14`` or
+        ``r500_arcmin`` is not positive, or ``radio_galaxies`` is negative.
 
     Examples
     --------
@@ -163,12 +194,18 @@ def example_field(
         ("pixel_arcsec", pixel_arcsec),
         ("beam_arcsec", beam_arcsec),
         ("rms_jy_beam", rms_jy_beam),
+        ("r500_arcmin", 1.0 if r500_arcmin is None else r500_arcmin),
     ):
         if not (math.isfinite(value) and value > 0):
             raise ValueError(f"{label} must be a positive number, got {value!r}")
+    if not (isinstance(radio_galaxies, int | np.integer) and radio_galaxies >= 0):
+        raise ValueError(f"radio_galaxies must be a non-negative integer, got {radio_galaxies!r}")
     size = int(size)
     rng = np.random.default_rng(seed)
-    r500 = theta500_arcmin(m500_1e14, z) * 60 / pixel_arcsec
+    r500_given = r500_arcmin
+    if r500_arcmin is None:
+        r500_arcmin = theta500_arcmin(m500_1e14, z)
+    r500 = r500_arcmin * 60 / pixel_arcsec
     beam_sigma = beam_arcsec / pixel_arcsec * _FWHM_TO_SIGMA
     beam_area = beam_area_pixels(beam_arcsec, beam_arcsec, pixel_arcsec**2)
 
@@ -180,13 +217,15 @@ def example_field(
     # Diffuse emission in Jy/beam (smooth on the beam scale, so the beam leaves it unchanged).
     turbulence = gaussian_filter(rng.standard_normal((size, size), dtype=np.float32), r500 / 16)
     turbulence *= 0.35 / turbulence.std()
-    halo = 5 * np.exp(-r / (r500 / 8))
+    halo_profile = 5 * np.exp(-r / (r500 / 8)) if halo else 0.0
     relic_angle = rng.uniform(-math.pi, math.pi)
     dphi = (np.arctan2(dy, dx) - relic_angle + math.pi) % (2 * math.pi) - math.pi
     dr = r - r500
     width = np.where(dr > 0, 0.03 * r500, 0.08 * r500)  # shock front outside, ageing tail inside
-    relic = 8 * np.exp(-0.5 * (dr / width) ** 2 - 0.5 * (dphi / 0.35) ** 2)
-    diffuse = (rms_jy_beam * (halo + relic) * np.exp(turbulence)).astype(np.float32)
+    relic_profile = (
+        8 * np.exp(-0.5 * (dr / width) ** 2 - 0.5 * (dphi / 0.35) ** 2) if relic else 0.0
+    )
+    diffuse = (rms_jy_beam * (halo_profile + relic_profile) * np.exp(turbulence)).astype(np.float32)
     truth = diffuse > TRUTH_THRESHOLD_RMS * rms_jy_beam
 
     # Compact sources and the FR II in Jy/pixel.
@@ -195,19 +234,13 @@ def example_field(
     lo, hi = 1e-3**-0.8, 1.0**-0.8  # inverse CDF of dN/dS ~ S^-1.8
     flux = (lo + rng.random(n) * (hi - lo)) ** (1 / -0.8)
     np.add.at(sources, tuple(rng.integers(0, size, (2, n))), flux)
-    direction, axis = rng.uniform(0, 2 * math.pi, 2)
-    distance = rng.uniform(0.45, 0.75) * centre
-    fx, fy = centre + distance * math.cos(direction), centre + distance * math.sin(direction)
-    half = rng.uniform(60, 100) / pixel_arcsec
-    sources[int(fy), int(fx)] += rng.uniform(3e-3, 1e-2)  # core
-    for side in (-1, 1):
-        lx, ly = fx + side * half * math.cos(axis), fy + side * half * math.sin(axis)
-        _add_gaussian(
-            sources, lx, ly, rng.uniform(0.05, 0.2), 15 / pixel_arcsec, 9 / pixel_arcsec, axis
-        )
+    # Drawn even when left out, so that the rest of the field stays the same.
+    _add_frii(sources if radio_galaxies else np.zeros_like(sources), rng, pixel_arcsec)
 
     noise = gaussian_filter(rng.standard_normal((size, size), dtype=np.float32), beam_sigma)
     noise *= rms_jy_beam / noise.std()
+    for _ in range(radio_galaxies - 1):  # drawn last, so one FR II gives the default field
+        _add_frii(sources, rng, pixel_arcsec)
     image = gaussian_filter(diffuse + beam_area * sources, beam_sigma) + noise
     return ExampleField(
         image=image.astype(np.float32, copy=False),
@@ -218,4 +251,5 @@ def example_field(
         dec_deg=dec_deg,
         z=z,
         m500_1e14=m500_1e14,
+        r500_arcmin=r500_given,
     )

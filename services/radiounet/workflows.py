@@ -38,6 +38,7 @@ __all__ = [
     "SegmentationResult",
     "classify_map",
     "cluster_on_map",
+    "map_components",
     "segment_fits",
 ]
 
@@ -203,6 +204,50 @@ def _matching_image(image: SkyImage, prob: ProbabilityMap) -> SkyImage:
     return image
 
 
+def _components(
+    prob: ProbabilityMap,
+    image: SkyImage | None,
+    *,
+    centre_xy: tuple[float, float] | None = None,
+    r500_pix: float | None = None,
+    z: float | None = None,
+) -> list[Component]:
+    beam = prob.beam or (image.beam if image is not None else None)
+    if beam is None:
+        raise InvalidImageError(
+            f"{prob.source}: no restoring beam (BMAJ/BMIN) in the map or image header; "
+            "the component catalogue needs it"
+        )
+    pixel_area_deg2 = float(prob.wcs.proj_plane_pixel_area().to_value("deg2"))
+    flux_image = None
+    if image is not None:
+        flux_image = np.asarray(image.data, dtype=np.float64) * image.scale_to("Jy/pixel")
+    return find_components(
+        np.asarray(prob.data, dtype=np.float32),
+        wcs=prob.wcs,
+        beam_area_pix=beam.area_pixels(pixel_area_deg2),
+        image_jy_per_pixel=flux_image,
+        centre_xy=centre_xy,
+        r500_pix=r500_pix,
+        z=z,
+    )
+
+
+def map_components(
+    map_path: str | Path, *, image_path: str | Path | None = None, bunit: str | None = None
+) -> list[Component]:
+    """The component catalogue of a map that targets no cluster (no distances, no kpc areas).
+
+    With ``image_path`` (the segmented image) components carry integrated flux
+    densities, as in :func:`classify_map`.
+    """
+    prob = read_probability_map(map_path)
+    image = None
+    if image_path is not None:
+        image = _matching_image(read_image(image_path, bunit=bunit), prob)
+    return _components(prob, image)
+
+
 def classify_map(
     map_path: str | Path,
     cluster: Cluster,
@@ -227,25 +272,7 @@ def classify_map(
     image = None
     if image_path is not None:
         image = _matching_image(read_image(image_path, bunit=bunit), prob)
-    beam = prob.beam or (image.beam if image is not None else None)
-    if beam is None:
-        raise InvalidImageError(
-            f"{prob.source}: no restoring beam (BMAJ/BMIN) in the map or image header; "
-            "the component catalogue needs it"
-        )
-    pixel_area_deg2 = float(prob.wcs.proj_plane_pixel_area().to_value("deg2"))
-    flux_image = None
-    if image is not None:
-        flux_image = np.asarray(image.data, dtype=np.float64) * image.scale_to("Jy/pixel")
-    components = find_components(
-        np.asarray(prob.data, dtype=np.float32),
-        wcs=prob.wcs,
-        beam_area_pix=beam.area_pixels(pixel_area_deg2),
-        image_jy_per_pixel=flux_image,
-        centre_xy=(x, y),
-        r500_pix=r500_pix,
-        z=cluster.z,
-    )
+    components = _components(prob, image, centre_xy=(x, y), r500_pix=r500_pix, z=cluster.z)
     return Classification(
         cluster=cluster,
         detection=detection,

@@ -12,8 +12,13 @@ from . import (
     demo_cmd,
     evaluate_cmd,
     model_cmd,
+    results_cmd,
     segment_cmd,
+    serve_cmd,
     simulate_cmd,
+    stack_cmd,
+    status_cmd,
+    submit_cmd,
     train_cmd,
 )
 
@@ -27,6 +32,11 @@ _COMMANDS = (
     evaluate_cmd,
     demo_cmd,
     model_cmd,
+    stack_cmd,
+    submit_cmd,
+    status_cmd,
+    results_cmd,
+    serve_cmd,
 )
 
 
@@ -47,8 +57,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (2 for bad input)."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:2] == ["serve", "model-server"]:
+        # Its flags are tensorflow_model_server's (--port=...), which argparse's REMAINDER
+        # cannot pass through a subcommand: hand them over untouched.
+        from ..stream.model_server.server import main as model_server_main
+
+        return int(model_server_main(args_list[2:], prog="radiounet serve model-server") or 0)
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     try:
         return int(args.run(args))
     except (ValueError, FileExistsError, FileNotFoundError) as exc:

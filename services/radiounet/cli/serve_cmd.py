@@ -1,0 +1,153 @@
+"""``radiounet serve STAGE``: run one service of the streaming pipeline in the foreground.
+
+Each service is its own process: ``radiounet serve fetcher|tiler|reassembler|
+classifier`` (Kafka stages) and ``radiounet serve model-server`` (the local
+stand-in for TensorFlow Serving). Configuration comes from ``RADIOUNET_*``
+environment variables, overridden by flags.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+__all__ = ["register", "run"]
+
+STAGES = ("fetcher", "tiler", "reassembler", "classifier")
+
+
+def register(sub: Any) -> None:
+    from ..stream.settings import add_settings_arguments
+
+    p = sub.add_parser(
+        "serve",
+        help="run one service of the streaming pipeline (fetcher, tiler, model server...)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    stages = p.add_subparsers(dest="stage", required=True, metavar="SERVICE")
+
+    f = stages.add_parser("fetcher", help="pointings -> FITS cutouts in the object store")
+    f.add_argument(
+        "--source",
+        choices=("simulated", "http", "mosaics"),
+        default="http",
+        help="where cutouts come from: an HTTP cutout service (default: the survey's), "
+        "a directory of survey mosaics, or the simulator (demos)",
+    )
+    f.add_argument("--url-template", default=None, help="HTTP source: cutout URL template")
+    f.add_argument("--mosaic-dir", type=Path, default=None, help="mosaics source: directory")
+    f.add_argument("--http-timeout", type=float, default=60.0, help="HTTP source: timeout [s]")
+
+    t = stages.add_parser("tiler", help="cutouts -> TF Serving -> probability-tile chunks")
+    t.add_argument("--chunk-tiles", type=int, default=16, help="tiles per Predict call and chunk")
+    t.add_argument(
+        "--max-in-flight", type=int, default=4, help="concurrent Predict calls (fill the batches)"
+    )
+    t.add_argument("--deadline", type=float, default=60.0, help="Predict deadline [s]")
+
+    stages.add_parser("reassembler", help="tile chunks -> probability map FITS + quicklook")
+
+    c = stages.add_parser("classifier", help="maps -> R, decision, components, results table")
+    c.add_argument("--threshold", type=float, default=None, help="decision threshold on R")
+    c.add_argument("--radius", type=float, default=None, help="aperture radius [R500]")
+
+    for parser in (f, t, stages.choices["reassembler"], c):
+        add_settings_arguments(parser)
+        parser.set_defaults(run=run)
+
+    m = stages.add_parser(
+        "model-server",
+        help="the local stand-in for TensorFlow Serving (gRPC PredictionService, ModelService)",
+        add_help=False,
+    )
+    m.add_argument("server_args", nargs=argparse.REMAINDER, help="tensorflow_model_server flags")
+    m.set_defaults(run=run)
+
+
+def _configure_logging(level: str, stage: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format=f"%(asctime)s %(levelname)s {stage} %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+
+
+def _source(args: argparse.Namespace) -> Any:
+    if args.source == "simulated":
+        from ..stream.fetcher.simulated_source import SimulatedSkySource
+
+        return SimulatedSkySource()
+    if args.source == "mosaics":
+        from ..stream.fetcher.mosaic_source import MosaicDirectorySource
+
+        if args.mosaic_dir is None:
+            raise ValueError("--source mosaics needs --mosaic-dir")
+        return MosaicDirectorySource(args.mosaic_dir)
+    from ..stream.fetcher.http_source import HttpCutoutSource
+
+    return HttpCutoutSource(args.url_template, timeout_s=args.http_timeout)
+
+
+def _stage(args: argparse.Namespace, settings: Any, store: Any) -> Any:
+    if args.stage == "fetcher":
+        from ..stream.fetcher.service import FetcherStage
+
+        return FetcherStage(store, _source(args))
+    if args.stage == "tiler":
+        from ..stream.tiler.model_client import ModelClient
+        from ..stream.tiler.service import TilerStage
+
+        client = ModelClient(
+            settings.model_server,
+            model_name=settings.model_name,
+            signature_name=settings.model_signature,
+            version=settings.model_version or None,
+            deadline_s=args.deadline,
+        )
+        return TilerStage(
+            store, client, chunk_tiles=args.chunk_tiles, max_in_flight=args.max_in_flight
+        )
+    if args.stage == "reassembler":
+        from ..stream.reassembler.service import ReassemblerStage
+
+        return ReassemblerStage(store, settings)
+    from ..stream.classifier.service import ClassifierStage
+
+    options = {k: v for k, v in (("threshold", args.threshold), ("radius_r500", args.radius))}
+    return ClassifierStage(store, settings, **{k: v for k, v in options.items() if v is not None})
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.stage == "model-server":
+        from ..stream.model_server.server import main as model_server_main
+
+        return int(model_server_main(args.server_args, prog="radiounet serve model-server") or 0)
+
+    from ..stream.object_store import ObjectStore
+    from ..stream.runner import StageRunner
+    from ..stream.settings import settings_from
+    from ..stream.telemetry import Health, TelemetryServer
+
+    settings = settings_from(args)
+    _configure_logging(settings.log_level, args.stage)
+    log = logging.getLogger("radiounet.serve")
+    store = ObjectStore.from_settings(settings)
+    stage = _stage(args, settings, store)
+    health = Health()
+    telemetry = TelemetryServer(
+        health, host=settings.metrics_host, port=settings.metrics_port
+    ).start()
+    log.info("%s: metrics and health on port %d; %r", args.stage, telemetry.port, settings)
+    try:
+        StageRunner(stage, settings, store=store, health=health).run()
+    finally:
+        telemetry.close()
+        close = getattr(stage, "close", None)
+        if close is not None:
+            close()
+    return 0

@@ -1,0 +1,1 @@
+"""Generated protobuf classes (``make protos``); do not edit."""

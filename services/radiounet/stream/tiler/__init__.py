@@ -1,0 +1,1 @@
+"""The tiler stage: cutouts -> normalised tiles -> model server (gRPC) -> tile chunks."""

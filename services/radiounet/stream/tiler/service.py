@@ -1,0 +1,152 @@
+"""The tiler stage: cutout -> normalised tiles -> TF Serving Predict -> probability-tile chunks.
+
+Several Predict calls are kept in flight (``max_in_flight``) so the model
+server's batcher gets full batches; each chunk's probabilities are written to
+the object store by the worker that computed them, so uploads overlap the
+model calls.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from radiounet.core.normalisation import get_profile
+from radiounet.core.segmentation import normalised_tiles
+from radiounet.core.tiling import DEFAULT_STRIDE, DEFAULT_TILE, TileGrid, extract_tiles, tile_grid
+from radiounet.stream import telemetry as tm
+from radiounet.stream.errors import PermanentError
+from radiounet.stream.fetcher.surveys import get_survey
+from radiounet.stream.fits_objects import read_fits_object
+from radiounet.stream.keys import chunk_key
+from radiounet.stream.object_store import ObjectStore
+from radiounet.stream.proto import pipeline_pb2 as pb
+from radiounet.stream.runner import Context, Handled
+from radiounet.stream.topics import CUTOUTS, TILE_CHUNKS
+
+__all__ = ["DEFAULT_CHUNK_TILES", "DEFAULT_MAX_IN_FLIGHT", "TilerStage"]
+
+#: Tiles per Predict call and per chunk message (2.4 MB of float32 each way).
+DEFAULT_CHUNK_TILES = 16
+DEFAULT_MAX_IN_FLIGHT = 4
+
+
+class TilerStage:
+    """Tile each cutout and have the model server predict every tile."""
+
+    name = "tiler"
+    input_topic = CUTOUTS
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        client: Any,
+        *,
+        chunk_tiles: int = DEFAULT_CHUNK_TILES,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ) -> None:
+        if chunk_tiles < 1 or max_in_flight < 1:
+            raise ValueError(
+                f"chunk_tiles and max_in_flight must be >= 1, got {chunk_tiles}, {max_in_flight}"
+            )
+        self.store = store
+        self.client = client
+        self.chunk_tiles = chunk_tiles
+        self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="predict")
+        self._model: pb.ModelRef | None = None
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def model_ref(self) -> pb.ModelRef:
+        """The model the server serves (asked once, then cached)."""
+        with self._lock:
+            if self._model is None:
+                meta = self.client.metadata()
+                self._model = pb.ModelRef(
+                    name=meta.name, version=int(meta.version), signature=meta.signature_name
+                )
+            return self._model
+
+    def handle(self, message: pb.Cutout, ctx: Context) -> Handled:
+        pointing = message.pointing
+        image = read_fits_object(self.store, message.fits)
+        tm.BYTES.labels(self.name, "read").inc(message.fits.size_bytes)
+        profile = get_profile(get_survey(pointing.survey).profile)
+        try:
+            scale = image.scale_to(profile.unit)
+        except ValueError as exc:
+            raise PermanentError(str(exc), code="invalid_cutout") from None
+        grid = tile_grid(image.shape, tile=DEFAULT_TILE, stride=DEFAULT_STRIDE)
+        model = self.model_ref()
+        data = image.data
+        batches = list(grid.batches(self.chunk_tiles))
+
+        def predict_and_store(indices: range) -> pb.ObjectRef:
+            raw = extract_tiles(data, grid, indices)
+            tiles, blank = normalised_tiles(raw, profile, scale=scale)
+            started = time.perf_counter()
+            probability: NDArray[np.float32] = self.client.predict(tiles)
+            tm.MODEL_REQUEST_SECONDS.labels(model.name).observe(time.perf_counter() - started)
+            probability[blank] = np.nan  # blanked input pixels stay blank in the map
+            key = chunk_key(
+                pointing.id,
+                model.name,
+                model.version,
+                first_tile=indices.start,
+                tile_count=len(indices),
+            )
+            ref = self.store.put_array(key, probability.astype(np.float32, copy=False))
+            tm.TILES.labels(self.name).inc(len(indices))
+            tm.BYTES.labels(self.name, "written").inc(ref.size_bytes)
+            return ref
+
+        refs = list(self._pool.map(predict_and_store, batches))
+        outputs = [
+            ctx.emit(
+                TILE_CHUNKS,
+                pointing.id,
+                _chunk(message, ref, grid, indices, i, len(batches), model, profile.name, scale),
+            )
+            for i, (indices, ref) in enumerate(zip(batches, refs, strict=True))
+        ]
+        return Handled(outputs)
+
+    def partitions_revoked(self, partitions: set[tuple[str, int]]) -> None:
+        pass  # nothing held between messages
+
+
+def _chunk(
+    cutout: pb.Cutout,
+    ref: pb.ObjectRef,
+    grid: TileGrid,
+    indices: range,
+    index: int,
+    count: int,
+    model: pb.ModelRef,
+    profile: str,
+    scale: float,
+) -> pb.TileChunk:
+    return pb.TileChunk(
+        pointing=cutout.pointing,
+        cutout=cutout.fits,
+        probabilities=ref,
+        chunk_index=index,
+        chunk_count=count,
+        first_tile=indices.start,
+        tile_count=len(indices),
+        total_tiles=len(grid),
+        tile_size=grid.tile,
+        stride=grid.stride,
+        image_ny=grid.shape[0],
+        image_nx=grid.shape[1],
+        model=model,
+        profile=profile,
+        unit_scale=scale,
+    )

@@ -1,0 +1,366 @@
+"""submit, status and results against the real broker (Tansu) and object store (SeaweedFS)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from astropy.io import fits
+from kafka import KafkaConsumer
+from minio import Minio
+
+from radiounet.stream.classifier.results import result_row
+from radiounet.stream.local.components import Broker, ObjectStore
+from radiounet.stream.local.ports import free_port
+from radiounet.stream.messages import decode, header
+from radiounet.stream.proto import pipeline_pb2 as pb
+
+RunCli = Callable[[list[str]], tuple[int, str, str]]
+ErrorCheck = Callable[[str, str, str], str]
+
+CATALOGUE = """\
+Name,RAdeg,DEdeg,z,MSZ_1e14,R500_kpc,theta500_arcmin
+PSZ2 G000.04+45.13,229.190512,-1.017222,0.1198,3.962411,1074.6,8.291
+PSZ2 G000.13+78.04,203.5586828,20.2559905,0.171,5.122391,1150.3,
+Plain,10.0,20.0,,,,
+"""
+INVALID = "Dec95,10,95,0.1,3,1000,5\nNoRA,,20,0.1,3,1000,5\n"
+# Bound on waiting for messages, only so a broken broker cannot hang the suite.
+WAIT_S = 60.0
+
+
+@pytest.fixture
+def kafka_flags(broker: Broker, topic_prefix: str) -> list[str]:
+    return ["--kafka-bootstrap", broker.bootstrap, "--topic-prefix", topic_prefix]
+
+
+@pytest.fixture
+def store_flags(object_store: ObjectStore, bucket: str) -> list[str]:
+    return [
+        "--s3-endpoint",
+        object_store.s3_endpoint,
+        "--s3-access-key",
+        object_store.credentials.access_key,
+        "--s3-secret-key",
+        object_store.credentials.secret_key,
+        "--bucket",
+        bucket,
+    ]
+
+
+def consume(bootstrap: str, topic: str, count: int) -> list[Any]:
+    """The first ``count`` records of ``topic`` (and any beyond, polled once more)."""
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=[bootstrap],
+        group_id=f"check-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        max_poll_interval_ms=5000,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+    )
+    try:
+        got: list[Any] = []
+        deadline = time.monotonic() + WAIT_S
+        while len(got) < count and time.monotonic() < deadline:
+            for records in consumer.poll(timeout_ms=500).values():
+                got.extend(records)
+        for records in consumer.poll(timeout_ms=1000).values():
+            got.extend(records)
+        return got
+    finally:
+        consumer.close()
+
+
+def put(client: Minio, bucket: str, key: str, data: bytes) -> None:
+    client.put_object(bucket, key, io.BytesIO(data), len(data))
+
+
+def put_json(client: Minio, bucket: str, key: str, payload: Any) -> None:
+    put(client, bucket, key, json.dumps(payload).encode())
+
+
+def fits_image(ny: int, nx: int) -> bytes:
+    buf = io.BytesIO()
+    fits.PrimaryHDU(np.zeros((ny, nx), dtype=np.float32)).writeto(buf)
+    return buf.getvalue()
+
+
+# --- submit --------------------------------------------------------------------------------
+
+
+def test_submit_catalogue_reaches_the_topic(
+    run_cli: RunCli, kafka_flags: list[str], broker: Broker, topic_prefix: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "clusters.csv"
+    path.write_text(CATALOGUE)
+    code, out, err = run_cli(["submit", "--catalogue", str(path), "--size", "480", *kafka_flags])
+    assert code == 0, err
+    lines = out.splitlines()
+    topic = f"{topic_prefix}pointings"
+    assert lines[0] == f"sent 3 pointing(s) to {topic} at {broker.bootstrap}"
+    ids = ["PSZ2_G000.04+45.13", "PSZ2_G000.13+78.04", "Plain"]
+    assert [line.split()[0] for line in lines[1:]] == ids
+
+    records = consume(broker.bootstrap, topic, 3)
+    assert sorted(r.key.decode() for r in records) == sorted(ids)
+    by_id = {r.key.decode(): r for r in records}
+    correlation = {header(r.headers, "correlation-id") for r in records}
+    assert len(correlation) == 3 and None not in correlation
+    for line in lines[1:]:  # the printed correlation id is the one in the header
+        pointing_id, cid = line.split()[0], line.split()[-1]
+        assert header(by_id[pointing_id].headers, "correlation-id") == cid
+    first = by_id["PSZ2_G000.04+45.13"]
+    assert header(first.headers, "content-type") == (
+        "application/x-protobuf; messageType=radiounet.v1.Pointing"
+    )
+    assert (header(first.headers, "producer") or "").startswith("submit/")
+    p = decode("pointings", first.value)
+    assert isinstance(p, pb.Pointing)
+    assert (p.id, p.ra_deg, p.dec_deg) == ("PSZ2_G000.04+45.13", 229.190512, -1.017222)
+    assert (p.survey, p.size_px, p.pixel_scale_arcsec) == ("lotss-dr2-lowres", 480, 4.5)
+    assert p.cluster.name == "PSZ2 G000.04+45.13"
+    assert (p.cluster.z, p.cluster.m500_1e14, p.cluster.theta500_arcmin) == (
+        0.1198,
+        3.962411,
+        8.291,
+    )
+    assert p.submitted_unix_ms > 0
+    second = decode("pointings", by_id["PSZ2_G000.13+78.04"].value)
+    assert isinstance(second, pb.Pointing)
+    assert not second.cluster.HasField("theta500_arcmin")  # z and M500 give the size
+    plain = decode("pointings", by_id["Plain"].value)
+    assert isinstance(plain, pb.Pointing)
+    assert not plain.HasField("cluster")
+
+
+def test_invalid_rows_send_nothing_unless_skipped(
+    run_cli: RunCli,
+    one_line_error: ErrorCheck,
+    kafka_flags: list[str],
+    broker: Broker,
+    topic_prefix: str,
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "mixed.csv"
+    path.write_text(CATALOGUE + INVALID)
+    code, out, err = run_cli(["submit", "--catalogue", str(path), *kafka_flags])
+    assert code == 2
+    assert out == ""
+    assert err.splitlines()[:2] == [
+        "invalid: line 5: pointing Dec95: Dec must be in [-90, 90] degrees, got 95.0",
+        "invalid: line 6: pointing NoRA: no RA (column 'RAdeg' is empty)",
+    ]
+    one_line_error(err, "submit", "2 of 5 pointings invalid; nothing sent")
+
+    code, out, err = run_cli(["submit", "--catalogue", str(path), "--skip-invalid", *kafka_flags])
+    assert code == 0, err
+    assert "skipped: line 5: pointing Dec95" in err
+    assert out.splitlines()[0].endswith("(2 skipped)")
+    # Only the valid pointings of the second run: the first sent nothing.
+    records = consume(broker.bootstrap, f"{topic_prefix}pointings", 3)
+    assert sorted(r.key.decode() for r in records) == [
+        "PSZ2_G000.04+45.13",
+        "PSZ2_G000.13+78.04",
+        "Plain",
+    ]
+
+
+def test_submit_position_with_settings_from_the_stack_file(
+    run_cli: RunCli, broker: Broker, topic_prefix: str, tmp_path: Path
+) -> None:
+    stack = tmp_path / "stack"
+    stack.mkdir()
+    settings = {"kafka_bootstrap": broker.bootstrap, "topic_prefix": topic_prefix}
+    (stack / "stack.json").write_text(json.dumps({"settings": settings}))
+    code, out, err = run_cli(
+        ["submit", "--ra", "258.2", "--dec", "64.06", "--z", "0.0806", "--m500", "5.4",
+         "--name", "Abell 2255", "--stack", str(stack)]
+    )  # fmt: skip
+    assert code == 0, err
+    assert out.splitlines()[1].split()[0] == "Abell_2255"
+    (record,) = consume(broker.bootstrap, f"{topic_prefix}pointings", 1)
+    p = decode("pointings", record.value)
+    assert isinstance(p, pb.Pointing)
+    assert (record.key, p.cluster.name, p.cluster.m500_1e14) == (b"Abell_2255", "Abell 2255", 5.4)
+
+
+def test_submit_without_a_broker_is_one_error_line(
+    run_cli: RunCli, one_line_error: ErrorCheck
+) -> None:
+    bootstrap = f"127.0.0.1:{free_port()}"
+    code, _, err = run_cli(["submit", "--ra", "1", "--dec", "2", "--kafka-bootstrap", bootstrap])
+    assert code == 1
+    one_line_error(err, "submit", f"no Kafka broker reachable at {bootstrap}")
+
+
+# --- status --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stored_pipeline(object_store: ObjectStore, bucket: str) -> None:
+    """Objects of pointings at every stage, as the stages would have written them."""
+    client = object_store.client()
+    cutout = fits_image(300, 300)  # a 3x3 grid of 192-pixel tiles, stride 96
+    for pid in ("fetched", "tiling", "mapped", "done", "failed"):
+        put(client, bucket, f"cutouts/lotss-dr2-lowres/{pid}.fits", cutout)
+    put(client, bucket, "cutouts/nvss/other-survey.fits", cutout)
+    for first, last in ((0, 3), (4, 5)):
+        put(client, bucket, f"tiles/tiling/radio_unet-1/{first:05d}-{last:05d}.npy", b"x")
+    for pid in ("mapped", "done"):
+        put(client, bucket, f"maps/{pid}/probability.fits", b"x")
+        put(client, bucket, f"maps/{pid}/quicklook.png", b"x")
+    put_json(client, bucket, "results/done.json", {"pointing_id": "done", "ratio": 0.5})
+    put_json(
+        client,
+        bucket,
+        "dead-letters/failed/tiler.json",
+        {
+            "stage": "tiler",
+            "reason": "invalid_cutout",
+            "detail": "s3://b/cutouts/x.fits: the image is blank",
+            "topic": "radiounet.cutouts",
+            "partition": 0,
+            "offset": 7,
+            "failed_unix_ms": 1,
+        },
+    )
+    # Not a pointing's key: ignored.
+    put(client, bucket, "results/done.json.bak", b"x")
+
+
+@pytest.mark.usefixtures("stored_pipeline")
+def test_status_of_named_pointings(run_cli: RunCli, store_flags: list[str]) -> None:
+    ids = ["fetched", "tiling", "mapped", "done", "failed", "other-survey", "never"]
+    code, out, err = run_cli(["status", *ids, "--json", *store_flags])
+    assert code == 0, err
+    got = {s["pointing_id"]: s for s in json.loads(out)}
+    assert {p: got[p]["summary"] for p in ids} == {
+        "fetched": "fetched",
+        "tiling": "tiling 6/9",
+        "mapped": "reassembled",
+        "done": "classified",
+        "failed": "failed (tiler: invalid_cutout)",
+        "other-survey": "fetched",
+        "never": "not-seen",
+    }
+    assert got["tiling"]["tiles"] == {"model": "radio_unet-1", "chunks": 2, "tiles": 6, "total": 9}
+    assert got["done"]["result"] == "results/done.json"
+    assert got["mapped"]["quicklook"] == "maps/mapped/quicklook.png"
+    assert got["other-survey"]["cutout"] == "cutouts/nvss/other-survey.fits"
+    (letter,) = got["failed"]["dead_letters"]
+    assert letter["detail"] == "s3://b/cutouts/x.fits: the image is blank"
+
+    # The table shows the failure's detail under its row.
+    code, out, err = run_cli(["status", "failed", "tiling", *store_flags])
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[1].split()[:4] == ["failed", "failed", "(tiler:", "invalid_cutout)"]
+    assert "dead letter tiler: invalid_cutout: s3://b/cutouts/x.fits: the image is blank" in out
+    assert lines[-1].split()[:3] == ["tiling", "tiling", "6/9"]
+
+
+@pytest.mark.usefixtures("stored_pipeline")
+def test_status_all(run_cli: RunCli, store_flags: list[str]) -> None:
+    code, out, err = run_cli(["status", "--all", "--json", *store_flags])
+    assert code == 0, err
+    states = {s["pointing_id"]: s["state"] for s in json.loads(out)}
+    assert states == {
+        "done": "classified",
+        "failed": "failed",
+        "fetched": "fetched",
+        "mapped": "reassembled",
+        "other-survey": "fetched",
+        "tiling": "tiling",
+    }
+
+
+def test_status_errors(
+    run_cli: RunCli, one_line_error: ErrorCheck, store_flags: list[str], bucket: str
+) -> None:
+    code, _, err = run_cli(["status", *store_flags])
+    assert code == 2
+    one_line_error(err, "status", "give pointing ids, or --all")
+    code, _, err = run_cli(["status", "--all", *store_flags, "--bucket", f"{bucket}-missing"])
+    assert code == 2
+    one_line_error(err, "status", f"bucket '{bucket}-missing' does not exist")
+    code, out, err = run_cli(["status", "--all", *store_flags])
+    assert (code, out) == (0, "no pointings in the object store\n")
+    dead = f"127.0.0.1:{free_port()}"
+    code, _, err = run_cli(["status", "p1", *store_flags, "--s3-endpoint", dead])
+    assert code == 1
+    one_line_error(err, "status", f"object store {dead} unavailable")
+
+
+# --- results -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def stored_results(object_store: ObjectStore, bucket: str) -> None:
+    """Two result rows as the classifier writes them, and objects that are not rows."""
+    client = object_store.client()
+    model = pb.ModelRef(name="radio_unet", version=3, signature="serving_default")
+    for pid, ra, dec in (("quiet", 1.0, 2.0), ("halo", 258.2, 64.06)):
+        row = result_row(
+            pb.Pointing(id=pid, survey="lotss-dr2-lowres", ra_deg=ra, dec_deg=dec),
+            model,
+            classification=None,
+            map_key=f"maps/{pid}/probability.fits",
+            classified_unix_ms=1_700_000_000_000,
+        )
+        if pid == "halo":
+            # What a classification adds (see radiounet.stream.classifier.results).
+            row.update(
+                has_cluster=True,
+                cluster={"name": "Abell 2255", "theta500_arcmin": 9.0},
+                ratio=0.61,
+                threshold=0.2,
+                diffuse=True,
+                n_components=2,
+            )
+        put_json(client, bucket, f"results/{pid}.json", row)
+    put(client, bucket, "results/broken.json", b"{not json")
+
+
+@pytest.mark.usefixtures("stored_results")
+def test_results_csv_json_and_diffuse_only(
+    run_cli: RunCli, store_flags: list[str], tmp_path: Path
+) -> None:
+    table = tmp_path / "results.csv"
+    code, out, err = run_cli(["results", "--format", "csv", "--output", str(table), *store_flags])
+    assert code == 0, err
+    assert out == ""
+    assert "skipped: results/broken.json: not JSON" in err
+    assert "2 row(s) written to" in err
+    rows = list(csv.DictReader(io.StringIO(table.read_text())))
+    assert [r["pointing_id"] for r in rows] == ["halo", "quiet"]
+    halo, quiet = rows
+    assert (halo["cluster"], halo["ra_deg"], halo["dec_deg"]) == ("Abell 2255", "258.2", "64.06")
+    assert (halo["ratio"], halo["diffuse"], halo["n_components"]) == ("0.61", "true", "2")
+    assert (halo["model"], halo["model_version"]) == ("radio_unet", "3")
+    assert halo["map_key"] == "maps/halo/probability.fits"
+    assert (quiet["has_cluster"], quiet["ratio"], quiet["diffuse"]) == ("false", "", "")
+    assert quiet["classified_utc"] == "2023-11-14T22:13:20.000Z"
+
+    code, out, err = run_cli(["results", "--format", "json", "--diffuse-only", *store_flags])
+    assert code == 0, err
+    (only,) = json.loads(out)
+    assert (only["pointing_id"], only["ratio"], only["diffuse"]) == ("halo", 0.61, True)
+    code, out, err = run_cli(["results", *store_flags])
+    assert code == 0, err
+    assert [line.split()[0] for line in out.splitlines()] == ["pointing", "halo", "quiet"]
+    assert out.splitlines()[1].split()[-4:] == [
+        "yes",
+        "2",
+        "radio_unet-3",
+        "maps/halo/probability.fits",
+    ]
