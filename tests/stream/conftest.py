@@ -164,11 +164,18 @@ def stream_settings(broker: Broker, object_store: ObjectStore, bucket: str, topi
 
 
 @pytest.fixture
-def store(stream_settings: Any):
-    """An ObjectStore client (the pipeline's own) on the test's bucket."""
+def store(object_store: ObjectStore, bucket: str) -> Iterator[Any]:
+    """A client (the pipeline's own ObjectStore) of a fresh, empty bucket of the test store."""
     from radiounet.stream.object_store import ObjectStore as StoreClient
 
-    return StoreClient.from_settings(stream_settings)
+    client = StoreClient(
+        object_store.s3_endpoint,
+        access_key=object_store.credentials.access_key,
+        secret_key=object_store.credentials.secret_key,
+        bucket=bucket,
+    )
+    yield client
+    client.client._http.clear()  # close pooled connections: no ResourceWarning at exit
 
 
 class TopicIO:
