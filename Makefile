@@ -45,8 +45,9 @@ demo: $(STAMP) ## Segment and classify the bundled example field (one FITS, no s
 test: $(STAMP) prometheus ## Run the test suite (unit, property, CLI, streaming, end-to-end)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP) prometheus ## Print model and segmentation throughput and memory figures
+bench: $(STAMP) prometheus ## Print model, segmentation and end-to-end pipeline throughput
 	$(BIN)/python tests/bench/bench_segment.py
+	$(BIN)/python tests/bench/bench_stream.py
 
 protos: $(STAMP) ## Regenerate the Python message classes from protos/
 	$(BIN)/python protos/generate.py
