@@ -8,7 +8,8 @@ What it measures, and how:
 
 (a) Raw model: the served SavedModel version loaded in this process, timed on
     batches of random [0, 1] tiles (16, the tiler's chunk; and 64, the model
-    server's largest merged batch) after one warm-up batch.
+    server's largest merged batch) after one warm-up batch; batches of 16 again
+    just before each stack starts (the ratio below uses that figure).
 (b) For each tiler count, a fresh ``LocalStack`` (broker, object store,
     Prometheus, model server, fetcher -> tiler(s) -> reassembler -> classifier;
     real processes on loopback) under ``out/bench-stream/tilers-N/``:
@@ -33,6 +34,9 @@ What it measures, and how:
       machine used meanwhile (other work there makes every figure noisy);
     - solo: a few pointings submitted one at a time (latency without queueing);
     - peak and current resident memory of each process (VmHWM, VmRSS).
+
+    The stack is then stopped and its directory removed (kept after a failure, for
+    the logs); ``--keep`` leaves it running.
 
 Prints figures and PASS/FAIL against the target; asserts nothing.
 """
@@ -618,6 +622,8 @@ def run_stack(
         else:
             stack.stop()
         print("\n".join(run.lines), flush=True)
+    if not args.keep:  # ~0.5 GB of store volumes; kept (with the logs) when the run failed
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 # --- main ------------------------------------------------------------------------------------
