@@ -463,14 +463,15 @@ def test_poison_messages_are_dead_lettered_and_the_stream_flows_on(
     # Behind every poison message, on its partition, came good pointings (the partitions
     # are the same on every topic: same keys, same partitioner, same partition count).
     good_partitions = {s.partition for s in good.values()}
-    for pointing_id, letters in by_id.items():
-        assert letters[0].partition in good_partitions, pointing_id
+    for pointing_id, its_letters in by_id.items():
+        assert its_letters[0].partition in good_partitions, pointing_id
     # Good pointings submitted after the poison complete.
     assert_exactly_once(store, settings, f"{prefix}-good", good)
     assert_services_healthy(stack)
 
 
 # --- 2 and 3. broker and object store outages -------------------------------------------------
+# Last in the module: they disturb the shared stack the most.
 
 
 @pytest.mark.parametrize("component", ["broker", "object-store"])

@@ -361,6 +361,12 @@ def send_pointings(
         sent = []
         for pointing_id, correlation_id, future in pending:
             meta = future.get(timeout=timeout_s)
+            if meta.offset < 0:
+                raise TransientError(
+                    f"{pointing_id}: {topic} acknowledged without an offset (not stored); "
+                    "submit again",
+                    code="broker",
+                )
             sent.append(Sent(pointing_id, correlation_id, meta.partition, meta.offset))
         return sent
     except KafkaError as exc:

@@ -35,6 +35,10 @@ def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
         "linger_ms": 2,
         "max_block_ms": 10_000,
         "request_timeout_ms": 15_000,
+        # Tansu 0.6 answers DUPLICATE_SEQUENCE_NUMBER for a batch it lost when it stopped, and
+        # the idempotent producer takes that as success: the message is gone. Without it a
+        # retry may duplicate instead, which every stage tolerates (deterministic keys).
+        "enable_idempotence": False,
     }
     config.update(overrides)
     try:

@@ -267,10 +267,14 @@ class StageRunner:
             for out in outputs
         ]
         try:
-            for future in futures:
-                future.get(timeout=30)
+            acks = [future.get(timeout=30) for future in futures]
         except KafkaError as exc:
             raise TransientError(f"publishing: {exc}", code="broker") from None
+        if any(ack.offset < 0 for ack in acks):
+            # An "ack" without an offset is not a stored message: publish again.
+            raise TransientError(
+                "publishing: the broker acknowledged without an offset", code="broker"
+            )
         for out in outputs:
             tm.MESSAGES_PRODUCED.labels(self.stage.name, out.topic).inc()
 
