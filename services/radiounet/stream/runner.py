@@ -25,9 +25,10 @@ from kafka.errors import CommitFailedError, KafkaError
 from kafka.structs import OffsetAndMetadata
 
 from radiounet.stream import telemetry as tm
+from radiounet.stream.dead_letters import copy_to_store
 from radiounet.stream.errors import PermanentError, StageError, TransientError
 from radiounet.stream.kafka_io import consumer_lag, ensure_topics, make_consumer, make_producer
-from radiounet.stream.keys import POINTING_ID_PATTERN, dead_letter_key
+from radiounet.stream.keys import POINTING_ID_PATTERN
 from radiounet.stream.messages import (
     CORRELATION_ID,
     Outgoing,
@@ -311,22 +312,7 @@ class StageRunner:
         self._retrying("publishing a dead letter", lambda: self._publish([out]))
         tm.DEAD_LETTERS.labels(self.stage.name, error.code).inc()
         if self.store is not None and pointing_id:
-            # A copy next to the pointing's other objects, for `radiounet status`.
-            try:
-                self.store.put_json(
-                    dead_letter_key(self.stage.name, pointing_id),
-                    {
-                        "stage": self.stage.name,
-                        "reason": error.code,
-                        "detail": error.detail,
-                        "topic": record.topic,
-                        "partition": record.partition,
-                        "offset": record.offset,
-                        "failed_unix_ms": letter.failed_unix_ms,
-                    },
-                )
-            except TransientError as exc:
-                log.warning("dead letter of %s not copied to the store: %s", pointing_id, exc)
+            copy_to_store(self.store, letter)
         return Handled()
 
     # --- offsets ---------------------------------------------------------------------------

@@ -32,7 +32,7 @@ from .stack_state import (
     terminate_stack,
 )
 
-__all__ = ["SERVICES", "LocalStack", "StackConfig", "stack_settings", "stop_stack"]
+__all__ = ["SERVICES", "LocalStack", "StackConfig", "existing_alive", "stop_stack"]
 
 #: The pipeline's own services, in data-flow order.
 SERVICES = ("fetcher", "tiler", "reassembler", "classifier")
@@ -256,15 +256,6 @@ class LocalStack:
         raise KeyError(f"no component {name!r}; have {[k for k, _ in self.components()]}")
 
 
-def stack_settings(data_dir: Path | str) -> dict[str, Any] | None:
-    """Settings of the running stack in ``data_dir``, or None if none runs there."""
-    state = load_state(data_dir)
-    if state is None or not stack_alive(state):
-        return None
-    settings = state.extra.get("settings")
-    return dict(settings) if isinstance(settings, dict) else None
-
-
 def stop_stack(data_dir: Path | str, timeout: float = 20.0) -> Sequence[str]:
     """Stop the stack recorded in ``data_dir``; the names of what was stopped."""
     state = load_state(data_dir)
@@ -274,5 +265,6 @@ def stop_stack(data_dir: Path | str, timeout: float = 20.0) -> Sequence[str]:
 
 
 def existing_alive(data_dir: Path | str) -> StackState | None:
+    """The state of the stack running in ``data_dir``, or None if none runs there."""
     state = load_state(data_dir)
     return state if state is not None and stack_alive(state) else None

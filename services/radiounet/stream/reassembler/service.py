@@ -52,9 +52,10 @@ from radiounet.io.probability_map import Provenance, probability_header, writing
 from radiounet.io.quicklook import write_quicklook
 from radiounet.stream import telemetry as tm
 from radiounet.stream.classifier.results import cluster_of
+from radiounet.stream.dead_letters import copy_to_store
 from radiounet.stream.errors import PermanentError, TransientError
 from radiounet.stream.fits_objects import read_fits_object
-from radiounet.stream.keys import POINTING_ID_PATTERN, dead_letter_key, map_key, quicklook_key
+from radiounet.stream.keys import POINTING_ID_PATTERN, map_key, quicklook_key
 from radiounet.stream.messages import Outgoing, headers_for, now_ms
 from radiounet.stream.object_store import ObjectStore
 from radiounet.stream.proto import pipeline_pb2 as pb
@@ -302,7 +303,7 @@ class ReassemblerStage:
         letter.headers.extend(pb.Header(key=k, value=v) for k, v in headers)
         log.error("pointing %s -> dead letter [%s] %s", run[0], error.code, detail)
         tm.DEAD_LETTERS.labels(self.name, error.code).inc()
-        self._copy_to_store(letter)
+        copy_to_store(self.store, letter)
         return Handled(
             outputs=[Outgoing(DEAD_LETTERS, run[0], letter, headers)], release=_sorted(records)
         )
@@ -327,24 +328,6 @@ class ReassemblerStage:
                 handled, self._fail(run, pending.last_chunk, pending.last_record, ctx, error)
             )
         return handled
-
-    def _copy_to_store(self, letter: pb.DeadLetter) -> None:
-        # As the runner does for the letters it writes: a copy for `radiounet status`.
-        try:
-            self.store.put_json(
-                dead_letter_key(self.name, letter.pointing_id),
-                {
-                    "stage": letter.stage,
-                    "reason": letter.reason,
-                    "detail": letter.detail,
-                    "topic": letter.source_topic,
-                    "partition": letter.partition,
-                    "offset": letter.offset,
-                    "failed_unix_ms": letter.failed_unix_ms,
-                },
-            )
-        except TransientError as exc:
-            log.warning("dead letter of %s not copied to the store: %s", letter.pointing_id, exc)
 
 
 def _render(
