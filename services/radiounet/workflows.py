@@ -36,6 +36,7 @@ __all__ = [
     "Classification",
     "Cluster",
     "SegmentationResult",
+    "aperture_on_map",
     "classify_map",
     "cluster_on_map",
     "map_components",
@@ -189,6 +190,20 @@ def cluster_on_map(wcs: WCS, cluster: Cluster) -> tuple[float, float, float]:
         )
     pixel_arcmin = math.sqrt(wcs.proj_plane_pixel_area().to_value("arcmin2"))
     return x, y, cluster.theta500 / pixel_arcmin
+
+
+def aperture_on_map(
+    wcs: WCS, cluster: Cluster, *, radius_r500: float = DEFAULT_RADIUS_R500
+) -> tuple[tuple[float, float], float]:
+    """The cluster's aperture on ``wcs``: 0-based centre ``(x, y)`` and radius in pixels.
+
+    Raises
+    ------
+    ValueError
+        If the centre is beyond the projection's horizon.
+    """
+    x, y, r500_pix = cluster_on_map(wcs, cluster)
+    return (x, y), radius_r500 * r500_pix
 
 
 def _matching_image(image: SkyImage, prob: ProbabilityMap) -> SkyImage:

@@ -12,7 +12,7 @@ from astropy.wcs import WCS
 from scipy.ndimage import gaussian_filter
 
 from radiounet.examples import ExampleField, example_field
-from radiounet.io.quicklook import write_quicklook
+from radiounet.io.quicklook import _binned, _binned_geometry, _display_factor, write_quicklook
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -124,3 +124,36 @@ def test_invalid_arguments(
     with pytest.raises(ValueError, match=match):
         write_quicklook(tmp_path / "bad.png", image, prob, **kwargs)
     assert not (tmp_path / "bad.png").exists()
+
+
+def test_binned_means_ignore_nans_and_keep_edges() -> None:
+    a = np.arange(25, dtype=np.float32).reshape(5, 5)
+    a[0, 0] = np.nan
+    a[4, 4] = np.nan  # the lone pixel of the last block: that block is all NaN
+    out = _binned(a, 2)
+    assert out.shape == (3, 3)  # 5 -> 3: the odd row and column are kept, not cropped
+    assert out[0, 0] == pytest.approx((1 + 5 + 6) / 3)
+    assert out[1, 1] == pytest.approx((12 + 13 + 17 + 18) / 4)
+    assert out[0, 2] == pytest.approx((4 + 9) / 2)
+    assert np.isnan(out[2, 2])
+    assert np.array_equal(_binned(a, 1), a, equal_nan=True)
+
+
+@pytest.mark.parametrize(("shape", "dpi", "factor"), [((960, 960), 100, 2), ((200, 200), 100, 1)])
+def test_display_factor(shape: tuple[int, int], dpi: int, factor: int) -> None:
+    assert _display_factor(shape, dpi) == factor
+
+
+def test_binned_geometry_keeps_the_circle_on_the_sky() -> None:
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["RA---SIN", "DEC--SIN"]
+    wcs.wcs.crval = [150.0, 30.0]
+    wcs.wcs.cdelt = [-4.5 / 3600, 4.5 / 3600]
+    wcs.wcs.crpix = [480.0, 480.0]
+    xy, radius = (300.0, 611.0), 200.0
+    binned, bxy, bradius = _binned_geometry(wcs, xy, radius, 2)
+    assert bxy is not None and bradius == 100.0
+    before = wcs.pixel_to_world_values(*xy)
+    after = binned.pixel_to_world_values(*bxy)
+    np.testing.assert_allclose(after, before, atol=1e-9)
+    assert _binned_geometry(wcs, None, None, 2)[1:] == (None, None)

@@ -35,6 +35,13 @@ def _send(topics, pointing: pb.Pointing, cid: str) -> None:
 
 
 def test_fetcher_stores_cutouts_and_dead_letters_poison(stream_settings, store, topics, run_stage):
+    from prometheus_client import REGISTRY
+
+    def latencies() -> float:
+        name = "radiounet_pointing_latency_seconds_count"
+        return REGISTRY.get_sample_value(name, {"stage": "fetcher"}) or 0.0
+
+    latencies_before = latencies()
     _send(topics, _pointing("good-1"), "cid-1")
     topics.send(t.POINTINGS, "garbage", b"\xff\x00 not protobuf")
     _send(topics, _pointing("bad-dec", dec=95.0), "cid-2")
@@ -45,6 +52,8 @@ def test_fetcher_stores_cutouts_and_dead_letters_poison(stream_settings, store, 
     cutouts = topics.read(t.CUTOUTS, 2)
     letters = topics.read(t.DEAD_LETTERS, 3)
     stage.stop()
+    # Submission -> cutout stored, once per fetched pointing (dead letters are not timed).
+    assert latencies() - latencies_before == 2
 
     by_key = {r.key.decode(): r for r in cutouts}
     assert sorted(by_key) == ["good-1", "good-2"]

@@ -1,27 +1,11 @@
 """Connection settings from a local stack's state file, ``<DIR>/stack.json``.
 
-The local stack (``radiounet.stream.local``) records where it listens in a JSON
-file; commands that talk to the pipeline read it so that no flag is needed
-against a stack started on this machine. The contract, which the stack writer
-follows::
-
-    {
-      "settings": {
-        "kafka_bootstrap": "127.0.0.1:PORT",
-        "s3_endpoint": "127.0.0.1:PORT",
-        "s3_access_key": "...",
-        "s3_secret_key": "...",
-        "bucket": "...",
-        "topic_prefix": "...",
-        "topic_partitions": 6          (optional, an integer)
-      },
-      ...                  (anything else: ignored here)
-    }
-
-Every key under ``settings`` is optional; all but ``topic_partitions`` are
-strings. Unknown keys are ignored, so the writer may add more. A file without a top-level
-``settings`` may hold it under ``extra`` (``{"extra": {"settings": {...}}}``,
-the layout of :func:`radiounet.stream.local.stack_state.save_state`).
+The local stack (``radiounet.stream.local``) records where it listens with
+:func:`radiounet.stream.local.stack_state.save_state`; commands that talk to the
+pipeline read the ``settings`` it keeps under ``extra`` (the ``RADIOUNET_*``
+names of :class:`~radiounet.stream.settings.Settings`, lower case) so that no
+flag is needed against a stack started on this machine. Only
+:data:`STACK_KEYS` are taken; other keys are ignored, so the writer may add more.
 
 Precedence, lowest first: built-in defaults, the state file, ``RADIOUNET_*``
 variables, flags; so an explicit flag or variable wins over the file, field by field.
@@ -30,12 +14,12 @@ variables, flags; so an explicit flag or variable wins over the file, field by f
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
+from radiounet.stream.local.stack_state import STATE_FILE, load_state, state_path
 from radiounet.stream.settings import ENV_PREFIX, Settings, settings_from
 
 __all__ = [
@@ -50,7 +34,7 @@ __all__ = [
 
 STACK_DIR_ENV = "RADIOUNET_STACK_DIR"
 DEFAULT_STACK_DIR = Path("out/stack")
-STACK_FILE = "stack.json"
+STACK_FILE = STATE_FILE
 #: The settings a state file may provide (names of :class:`Settings` fields), and their type.
 STACK_KEYS: Mapping[str, type] = MappingProxyType(
     {
@@ -78,24 +62,20 @@ def add_stack_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def read_stack_settings(path: Path) -> dict[str, str | int]:
-    """The settings recorded in the state file ``path`` (only :data:`STACK_KEYS`).
+def read_stack_settings(data_dir: Path) -> dict[str, str | int]:
+    """The settings the stack in ``data_dir`` recorded (only :data:`STACK_KEYS`).
 
     Raises
     ------
     ValueError
-        If the file is not JSON, has no ``settings`` object, or a value is not a string.
+        If there is no state file, it is not one, it has no ``settings``, or a
+        value has the wrong type.
     """
-    try:
-        document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"stack state {path}: cannot read it ({exc})") from None
-    section = None
-    if isinstance(document, dict):
-        extra = document.get("extra")
-        section = document.get("settings")
-        if section is None and isinstance(extra, dict):
-            section = extra.get("settings")
+    path = state_path(data_dir)
+    state = load_state(data_dir)
+    if state is None:
+        raise ValueError(f"no local stack state at {path} (is the stack running?)")
+    section = state.extra.get("settings")
     if not isinstance(section, dict):
         raise ValueError(f'stack state {path}: no "settings" object')
     values: dict[str, str | int] = {}
@@ -121,13 +101,13 @@ def settings_with_stack(args: argparse.Namespace, env: Mapping[str, str] | None 
     explicit: Path | None = getattr(args, "stack", None)
     if explicit is None and env.get(STACK_DIR_ENV):
         explicit = Path(env[STACK_DIR_ENV])
-    state = (explicit or DEFAULT_STACK_DIR) / STACK_FILE
+    data_dir = explicit or DEFAULT_STACK_DIR
     overrides: dict[str, str | int] = {}
-    if state.is_file():
-        for name, value in read_stack_settings(state).items():
+    if state_path(data_dir).is_file():
+        for name, value in read_stack_settings(data_dir).items():
             given = getattr(args, f"settings_{name}", None) is not None
             if not given and ENV_PREFIX + name.upper() not in env:
                 overrides[name] = value
     elif explicit is not None:
-        raise ValueError(f"no local stack state at {state} (is the stack running?)")
+        raise ValueError(f"no local stack state at {state_path(data_dir)} (is the stack running?)")
     return settings_from(args, env, **overrides)

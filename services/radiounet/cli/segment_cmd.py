@@ -6,13 +6,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..core.detection import DEFAULT_RADIUS_R500
 from ..core.normalisation import get_profile
 from ..core.segmentation import DEFAULT_BATCH_SIZE
 from ..io.fits_image import read_image
 from ..io.probability_map import read_probability_map
 from ..io.quicklook import write_quicklook
-from ..workflows import Cluster, cluster_on_map, segment_fits
+from ..workflows import Cluster, aperture_on_map, segment_fits
 from ._common import (
     add_cluster_options,
     add_model_option,
@@ -54,11 +53,7 @@ def save_quicklook(
     """Fig. 4-style quicklook of an image and its probability map."""
     image = read_image(image_path, bunit=bunit)
     prob = read_probability_map(map_path)
-    circle_xy = radius = None
-    if cluster is not None:
-        x, y, r500_pix = cluster_on_map(prob.wcs, cluster)
-        circle_xy = (x, y)
-        radius = DEFAULT_RADIUS_R500 * r500_pix
+    circle_xy, radius = aperture_on_map(prob.wcs, cluster) if cluster else (None, None)
     write_quicklook(
         png,
         image.data * image.scale,

@@ -28,6 +28,8 @@ __all__ = [
     "InvalidImageError",
     "SkyImage",
     "beam_from_header",
+    "celestial_wcs",
+    "image_hdu",
     "open_2d",
     "read_image",
 ]
@@ -165,7 +167,14 @@ def _map_data(h: fits.hdu.base.ExtensionHDU, path: Path | None) -> NDArray[Any]:
     return np.array(data)
 
 
-def _image_hdu(hdul: fits.HDUList, name: str, hdu: int | str | None) -> fits.hdu.base.ExtensionHDU:
+def image_hdu(hdul: fits.HDUList, name: str, hdu: int | str | None) -> fits.hdu.base.ExtensionHDU:
+    """The HDU ``hdu`` of ``hdul``, or the first with an image of two or more axes.
+
+    Raises
+    ------
+    InvalidImageError
+        If there is no such HDU (``name`` labels the file in the message).
+    """
     if hdu is not None:
         try:
             chosen = hdul[hdu]
@@ -204,7 +213,14 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split())
 
 
-def _celestial_wcs(header: fits.Header, name: str) -> WCS:
+def celestial_wcs(header: fits.Header, name: str) -> WCS:
+    """The celestial WCS of ``header``.
+
+    Raises
+    ------
+    InvalidImageError
+        If the WCS does not parse or has no celestial axes (``name`` labels the file).
+    """
     try:
         with warnings.catch_warnings():
             # Non-standard but harmless keywords (e.g. old EQUINOX spellings) are common.
@@ -276,7 +292,7 @@ def open_2d(
     name = "<HDUList>" if path is None else str(path)
     hdul = source if isinstance(source, fits.HDUList) else _open(source)
     try:
-        h = _image_hdu(hdul, name, hdu)
+        h = image_hdu(hdul, name, hdu)
         header = h.header.copy()
         try:
             raw = _map_data(h, path)
@@ -290,7 +306,7 @@ def open_2d(
     if not np.issubdtype(raw.dtype, np.number):
         raise InvalidImageError(f"{name}: image data are not numeric ({raw.dtype})")
     data = _squeeze_to_2d(raw, header, name)
-    wcs = _celestial_wcs(header, name)
+    wcs = celestial_wcs(header, name)
     if not _has_finite(data):
         raise InvalidImageError(f"{name}: every pixel is NaN or infinite (blank image)")
     return data, wcs, header, name

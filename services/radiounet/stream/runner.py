@@ -252,7 +252,10 @@ class StageRunner:
             self.tracker.done(rid.topic, rid.partition, rid.offset)
         for other in handled.release:
             self.tracker.done(other.topic, other.partition, other.offset)
-        pointing = getattr(message, "pointing", None)
+        # The fetcher's input is the pointing itself; every later message carries it.
+        pointing = (
+            message if isinstance(message, pb.Pointing) else getattr(message, "pointing", None)
+        )
         if handled.outputs and pointing is not None and pointing.submitted_unix_ms > 0:
             latency = max(0.0, (now_ms() - pointing.submitted_unix_ms) / 1000)
             tm.POINTING_SECONDS.labels(self.stage.name).observe(latency)

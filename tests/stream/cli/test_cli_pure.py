@@ -37,6 +37,7 @@ from radiounet.cli.submit_cmd import (
     read_catalogue,
 )
 from radiounet.stream.classifier.results import RESULT_COLUMNS
+from radiounet.stream.local.stack_state import StackState, save_state
 from radiounet.stream.proto import pipeline_pb2 as pb
 
 RunCli = Callable[[list[str]], tuple[int, str, str]]
@@ -441,10 +442,9 @@ def stack_args(argv: list[str]) -> argparse.Namespace:
 
 
 def write_stack(directory: Path, settings: Mapping[str, object]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / "stack.json"
-    path.write_text(json.dumps({"version": 1, "components": {}, "settings": dict(settings)}))
-    return path
+    """A state file as the local stack writes it (no components: nothing to probe here)."""
+    state = StackState(str(directory), {}, "ak", "sk", extra={"settings": dict(settings)})
+    return save_state(state)
 
 
 STACK = {
@@ -473,10 +473,10 @@ def test_stack_file_fills_what_flags_and_env_do_not(tmp_path: Path) -> None:
     assert s.bucket == "stack-bucket"
 
 
-def test_settings_nested_under_extra_are_found(tmp_path: Path) -> None:
-    (tmp_path / "stack.json").write_text(json.dumps({"version": 1, "extra": {"settings": STACK}}))
-    assert read_stack_settings(tmp_path / "stack.json")["bucket"] == "stack-bucket"
-    assert "future_key" not in read_stack_settings(tmp_path / "stack.json")
+def test_stack_file_written_by_the_stack_is_read(tmp_path: Path) -> None:
+    write_stack(tmp_path, STACK)
+    assert read_stack_settings(tmp_path)["bucket"] == "stack-bucket"
+    assert "future_key" not in read_stack_settings(tmp_path)
 
 
 def test_default_stack_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -490,15 +490,17 @@ def test_default_stack_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 def test_bad_stack_state_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"no local stack state at .*nowhere/stack.json"):
         settings_with_stack(stack_args(["--stack", str(tmp_path / "nowhere")]), env={})
+    with pytest.raises(ValueError, match=r"no local stack state at .*/stack.json"):
+        read_stack_settings(tmp_path)
     (tmp_path / "stack.json").write_text("{not json")
-    with pytest.raises(ValueError, match="cannot read it"):
-        read_stack_settings(tmp_path / "stack.json")
-    (tmp_path / "stack.json").write_text('{"components": {}}')
+    with pytest.raises(ValueError, match="not a stack state file"):
+        read_stack_settings(tmp_path)
+    save_state(StackState(str(tmp_path), {}, "ak", "sk"))
     with pytest.raises(ValueError, match='no "settings" object'):
-        read_stack_settings(tmp_path / "stack.json")
+        read_stack_settings(tmp_path)
     write_stack(tmp_path, {"bucket": 3})
     with pytest.raises(ValueError, match='"bucket" must be a non-empty string'):
-        read_stack_settings(tmp_path / "stack.json")
+        read_stack_settings(tmp_path)
     write_stack(tmp_path, {"topic_partitions": "6"})
     with pytest.raises(ValueError, match='"topic_partitions" must be a positive integer'):
-        read_stack_settings(tmp_path / "stack.json")
+        read_stack_settings(tmp_path)

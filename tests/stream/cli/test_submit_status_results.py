@@ -20,6 +20,7 @@ from minio import Minio
 from radiounet.stream.classifier.results import result_row
 from radiounet.stream.local.components import Broker, ObjectStore
 from radiounet.stream.local.ports import free_port
+from radiounet.stream.local.stack_state import StackState, save_state
 from radiounet.stream.messages import decode, header
 from radiounet.stream.proto import pipeline_pb2 as pb
 
@@ -179,9 +180,8 @@ def test_submit_position_with_settings_from_the_stack_file(
     run_cli: RunCli, broker: Broker, topic_prefix: str, tmp_path: Path
 ) -> None:
     stack = tmp_path / "stack"
-    stack.mkdir()
     settings = {"kafka_bootstrap": broker.bootstrap, "topic_prefix": topic_prefix}
-    (stack / "stack.json").write_text(json.dumps({"settings": settings}))
+    save_state(StackState(str(stack), {}, "ak", "sk", extra={"settings": settings}))
     code, out, err = run_cli(
         ["submit", "--ra", "258.2", "--dec", "64.06", "--z", "0.0806", "--m500", "5.4",
          "--name", "Abell 2255", "--stack", str(stack)]

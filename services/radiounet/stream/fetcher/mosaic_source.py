@@ -33,9 +33,9 @@ from astropy.wcs.utils import proj_plane_pixel_scales
 
 from radiounet.io.fits_image import (
     InvalidImageError,
-    _celestial_wcs,
-    _image_hdu,
     beam_from_header,
+    celestial_wcs,
+    image_hdu,
     open_2d,
 )
 
@@ -109,7 +109,7 @@ def read_mosaic_info(path: Path, name: str | None = None) -> MosaicInfo:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", AstropyUserWarning)  # header fixes; data unread
             with fits.open(path, memmap=True, lazy_load_hdus=True) as hdul:
-                header = _image_hdu(hdul, label, None).header.copy()
+                header = image_hdu(hdul, label, None).header.copy()
     except (OSError, ValueError, TypeError, IndexError, KeyError) as exc:
         if isinstance(exc, InvalidImageError):
             raise
@@ -118,7 +118,7 @@ def read_mosaic_info(path: Path, name: str | None = None) -> MosaicInfo:
     extra = [int(header.get(f"NAXIS{i}", 1)) for i in range(3, naxis + 1)]
     if any(n != 1 for n in extra):
         raise InvalidImageError(f"{label}: several planes along an extra axis {extra}")
-    wcs = _celestial_wcs(header, label)
+    wcs = celestial_wcs(header, label)
     ny, nx = int(header["NAXIS2"]), int(header["NAXIS1"])
     centre = wcs.pixel_to_world((nx - 1) / 2, (ny - 1) / 2)
     t = np.linspace(0.0, 1.0, _EDGE_POINTS)

@@ -33,6 +33,7 @@ a restart or a rebalance the held messages are replayed and assembled again.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 import time
@@ -45,7 +46,6 @@ import numpy as np
 from astropy.io import fits
 from numpy.typing import NDArray
 
-from radiounet.core.detection import DEFAULT_RADIUS_R500
 from radiounet.core.normalisation import get_profile
 from radiounet.io.fits_image import SkyImage
 from radiounet.io.probability_map import Provenance, probability_header, writing_probability_map
@@ -62,7 +62,7 @@ from radiounet.stream.proto import pipeline_pb2 as pb
 from radiounet.stream.runner import Context, Handled, RecordId
 from radiounet.stream.settings import Settings
 from radiounet.stream.topics import DEAD_LETTERS, MAPS, TILE_CHUNKS
-from radiounet.workflows import cluster_on_map
+from radiounet.workflows import aperture_on_map
 
 from .assembly import ChunkError, PointingAssembly
 
@@ -338,11 +338,9 @@ def _render(
     cluster = cluster_of(chunk.pointing)
     circle_xy = radius = None
     if cluster is not None:
-        try:
-            x, y, r500_pix = cluster_on_map(image.wcs, cluster)
-            circle_xy, radius = (x, y), DEFAULT_RADIUS_R500 * r500_pix
-        except ValueError:
-            pass  # beyond the projection's horizon: no circle on the quicklook
+        # Beyond the projection's horizon: no circle on the quicklook (the map is still made).
+        with contextlib.suppress(ValueError):
+            circle_xy, radius = aperture_on_map(image.wcs, cluster)
     title = cluster.name if cluster is not None and cluster.name else chunk.pointing.id
     with tempfile.TemporaryDirectory(prefix="radiounet-map-") as tmp:
         map_path = Path(tmp) / "probability.fits"
