@@ -67,3 +67,26 @@ def test_prometheus_scrapes_the_pipeline_metrics(prometheus):
     finally:
         prometheus.set_targets([])
         server.close()
+
+
+def test_a_stage_starts_with_its_known_series_at_zero():
+    from prometheus_client import REGISTRY
+
+    from radiounet.stream.fetcher.service import FetcherStage
+    from radiounet.stream.fetcher.simulated_source import SimulatedSkySource
+    from radiounet.stream.runner import StageRunner
+    from radiounet.stream.settings import Settings
+
+    stage = FetcherStage(None, SimulatedSkySource())  # type: ignore[arg-type]
+    name = "init-test-fetcher"
+    stage.name = name  # a stage name no other test uses, so every series is fresh
+    StageRunner(stage, Settings(topic_prefix="init-test."))  # no broker needed: nothing started
+    sample = REGISTRY.get_sample_value
+    assert sample("radiounet_dead_letters_total", {"stage": name, "reason": "bad_message"}) == 0
+    assert (
+        sample("radiounet_dead_letters_total", {"stage": name, "reason": "outside_footprint"}) == 0
+    )
+    assert sample("radiounet_retries_total", {"stage": name, "reason": "broker"}) == 0
+    assert sample("radiounet_messages_produced_total", {"stage": name, "topic": "cutouts"}) == 0
+    assert sample("radiounet_messages_consumed_total", {"stage": name, "topic": "pointings"}) == 0
+    assert sample("radiounet_pointing_latency_seconds_count", {"stage": name}) == 0

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from .. import __version__
 from . import (
     classify_cmd,
+    dashboards_cmd,
     demo_cmd,
     evaluate_cmd,
     model_cmd,
@@ -37,6 +38,7 @@ _COMMANDS = (
     status_cmd,
     results_cmd,
     serve_cmd,
+    dashboards_cmd,
 )
 
 

@@ -110,6 +110,8 @@ def _describe(state: Any) -> None:
     print(f"  Kafka bootstrap  {settings.get('kafka_bootstrap')}")
     print(f"  S3 endpoint      {settings.get('s3_endpoint')} (bucket {settings.get('bucket')})")
     print(f"  Prometheus       {state.extra.get('prometheus')}")
+    if state.extra.get("grafana"):
+        print(f"  Grafana files    {state.extra['grafana']} (dashboards + datasource provisioning)")
 
 
 def _demo_pointings(args: argparse.Namespace) -> list[Any]:
@@ -204,7 +206,10 @@ def _demo(args: argparse.Namespace) -> int:
         f"(results: s3://{settings.bucket}/results/)"
     )
     print(f"logs and data: {state.data_dir}; Prometheus: {state.extra.get('prometheus')}")
-    print("more: radiounet status --all | radiounet results --format csv | make stop")
+    print(
+        "more: radiounet status --all | radiounet results --format csv | "
+        f"radiounet dashboards show --data-dir {state.data_dir} | make stop"
+    )
     if pending:
         print(f"timed out waiting for {len(pending)} pointings: {', '.join(sorted(pending))}")
         return 1

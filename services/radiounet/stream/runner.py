@@ -129,6 +129,13 @@ class StageRunner:
         self._committed: dict[tuple[str, int], int] = {}
         self._last_lag = 0.0
         self._input = settings.topic(stage.input_topic)
+        tm.init_stage(
+            stage.name,
+            input_topic=stage.input_topic,
+            output_topics=tuple(getattr(stage, "output_topics", ())),
+            dead_letter_reasons=tuple(getattr(stage, "dead_letter_reasons", ())),
+            retry_reasons=tuple(getattr(stage, "retry_reasons", ())),
+        )
 
     # --- life cycle ------------------------------------------------------------------------
 
@@ -359,10 +366,9 @@ class StageRunner:
             lags = consumer_lag(self._consumer)
         except KafkaError:
             return
-        for topic, lag in lags.items():
-            tm.CONSUMER_LAG.labels(self.group, topic.removeprefix(self.settings.topic_prefix)).set(
-                lag
-            )
+        # Set even when this member owns no partition of the topic any more: a stale
+        # value would be added into the group's lag by every dashboard.
+        tm.CONSUMER_LAG.labels(self.group, self.stage.input_topic).set(lags.get(self._input, 0))
 
     # --- waiting ---------------------------------------------------------------------------
 

@@ -40,6 +40,7 @@ __all__ = [
     "TILES",
     "Health",
     "TelemetryServer",
+    "init_stage",
 ]
 
 # Seconds: from a few ms (a message) to minutes (a pointing through a busy system).
@@ -108,6 +109,39 @@ CONSUMER_LAG = Gauge(
     "Messages on a topic not yet consumed by a group (sum over partitions).",
     ["group", "topic"],
 )
+
+
+#: Reasons every stage can dead-letter or retry for (the runner's own).
+COMMON_DEAD_LETTER_REASONS = ("bad_message", "internal_error")
+COMMON_RETRY_REASONS = ("broker", "object_store")
+
+
+def init_stage(
+    stage: str,
+    *,
+    input_topic: str,
+    output_topics: tuple[str, ...] = (),
+    dead_letter_reasons: tuple[str, ...] = (),
+    retry_reasons: tuple[str, ...] = (),
+) -> None:
+    """Create a stage's known series at zero.
+
+    A labelled series otherwise appears only with its first event, and
+    ``rate()``/``increase()`` cannot see that first event: the first dead letter
+    of a pod would never show on a dashboard or fire an alert.
+    """
+    MESSAGES_CONSUMED.labels(stage, input_topic)
+    for topic in (*output_topics, "dead-letters"):
+        MESSAGES_PRODUCED.labels(stage, topic)
+    for reason in (*COMMON_DEAD_LETTER_REASONS, *dead_letter_reasons):
+        DEAD_LETTERS.labels(stage, reason)
+    for reason in (*COMMON_RETRY_REASONS, *retry_reasons):
+        RETRIES.labels(stage, reason)
+    for direction in ("read", "written"):
+        BYTES.labels(stage, direction)
+    STAGE_SECONDS.labels(stage)
+    POINTING_SECONDS.labels(stage)
+    IN_FLIGHT.labels(stage)
 
 
 class Health:

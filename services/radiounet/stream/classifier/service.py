@@ -53,6 +53,8 @@ class ClassifierStage:
 
     name = "classifier"
     input_topic = MAPS
+    output_topics = (DETECTIONS,)
+    dead_letter_reasons = ("bad_map", "invalid_pointing", "invalid_map", "unclassifiable")
 
     def __init__(
         self,
@@ -72,6 +74,8 @@ class ClassifierStage:
         self.threshold = threshold
         self.radius_r500 = radius_r500
         self.clock = clock
+        for outcome in ("diffuse", "none", "no_cluster"):
+            tm.DETECTIONS.labels(outcome)
 
     def handle(self, message: pb.ProbabilityMap, ctx: Context) -> Handled:
         pointing = message.pointing

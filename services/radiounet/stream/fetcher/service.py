@@ -55,6 +55,15 @@ class FetcherStage:
 
     name = "fetcher"
     input_topic = POINTINGS
+    output_topics = (CUTOUTS,)
+    dead_letter_reasons = (
+        "invalid_pointing",
+        "outside_footprint",
+        "invalid_request",
+        "invalid_cutout",
+        "fetch_error",
+    )
+    retry_reasons = ("source_unavailable",)
 
     def __init__(self, store: ObjectStore, source: Any) -> None:
         self.store = store

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from radiounet.dashboards.provisioning import export
 from radiounet.model.repository import default_model_repo
 
 from .components import DEFAULT_CREDENTIALS, Broker, Credentials, ObjectStore, Prometheus
@@ -208,7 +209,18 @@ class LocalStack:
             if progress is not None:
                 progress(name)
             component.start()
+        self.export_dashboards()
         return self.save()
+
+    @property
+    def grafana_dir(self) -> Path:
+        """Grafana provisioning of this stack: the chart's dashboards over its Prometheus."""
+        return Path(self.config.data_dir) / "grafana"
+
+    def export_dashboards(self) -> list[Path]:
+        """Write the dashboards and a datasource of this stack's Prometheus for Grafana."""
+        interval = f"{round(self.prometheus.scrape_interval * 1000)}ms"
+        return export(self.grafana_dir, self.prometheus.url, scrape_interval=interval)
 
     def save(self) -> StackState:
         records = {
@@ -238,7 +250,11 @@ class LocalStack:
             components=records,
             access_key=self.config.credentials.access_key,
             secret_key=self.config.credentials.secret_key,
-            extra={"settings": self.settings(), "prometheus": self.prometheus.url},
+            extra={
+                "settings": self.settings(),
+                "prometheus": self.prometheus.url,
+                "grafana": str(self.grafana_dir),
+            },
         )
         save_state(state)
         return state

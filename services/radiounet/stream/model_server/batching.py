@@ -8,6 +8,8 @@ Callers sending many small requests at once (the tiler keeps several in
 flight) thus fill the model's batch, which is what keeps a few CPU cores busy.
 As in TF Serving, a request larger than ``max_batch_size`` is refused
 (INVALID_ARGUMENT) and a full queue answers UNAVAILABLE (the client retries).
+Every batch is counted, by its number of examples, in TF Serving's
+``/tensorflow/serving/batching_session/processed_batch_size`` histogram.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import grpc
 import numpy as np
 from numpy.typing import NDArray
 
+from .metrics import PROCESSED_BATCH_SIZE, Sampler
 from .status import ServingError
 
 __all__ = ["Batcher", "BatchingOptions", "parse_batching_parameters"]
@@ -118,6 +121,10 @@ class Batcher:
         Called with each request's seconds in the queue.
     on_batch : callable or None
         Called with the number of requests and examples of each model call.
+    processed_batch_size : Sampler
+        Histogram of examples per batch (label-less), recorded as each batch is
+        formed, before the model runs, as TF Serving does; default the
+        process-wide :data:`~.metrics.PROCESSED_BATCH_SIZE`.
     """
 
     def __init__(
@@ -128,12 +135,18 @@ class Batcher:
         name: str = "batch_threads",
         on_queued: Callable[[float], None] | None = None,
         on_batch: Callable[[int, int], None] | None = None,
+        processed_batch_size: Sampler = PROCESSED_BATCH_SIZE,
     ) -> None:
+        if processed_batch_size.labels:
+            raise ValueError(
+                f"processed_batch_size must have no labels, got {processed_batch_size.labels}"
+            )
         self._run = run
         self.options = options
         self.name = name
         self._on_queued = on_queued
         self._on_batch = on_batch
+        self._processed_batch_size = processed_batch_size
         self._timeout_s = options.batch_timeout_micros / 1e6
         self._capacity = options.max_enqueued_batches * options.max_batch_size
         self._queue: deque[_Task] = deque()
@@ -236,6 +249,8 @@ class Batcher:
             for task in tasks:
                 self._on_queued(started - task.enqueued)
         sizes = [t.size for t in tasks]
+        # No allowed_batch_sizes here, so no padding: the processed size is the sum.
+        self._processed_batch_size.add(sum(sizes))
         try:
             if len(tasks) == 1:
                 batch: Arrays = tasks[0].inputs

@@ -21,6 +21,12 @@ Implemented (label names in braces):
 - ``:tensorflow:serving:batching_session:queuing_latency{thread_pool_name}``:
   time requests waited in the batch queue, µs.
 - ``:tensorflow:serving:batching_session:wrapped_run_count``: batched model runs.
+- ``:tensorflow:serving:batching_session:processed_batch_size`` (no labels):
+  examples in each batch the batching session ran; buckets 1, 2, 4 ... 8192.
+  TF Serving records it in ``batching_util.h`` (``RecordProcessedBatchSize``,
+  a ``Sampler<0>`` with ``Buckets::Exponential(1, 2, 14)``) once per merged
+  batch, and, like every TensorFlow metric, it is process-wide: one
+  :data:`PROCESSED_BATCH_SIZE` shared by every server of the process.
 - ``:tensorflow:core:graph_runs`` and ``:tensorflow:core:graph_run_time_usecs``:
   model executions and their total time, µs.
 - ``:tensorflow:cc:saved_model:load_attempt_count{model_path,status}`` and
@@ -36,6 +42,7 @@ from collections.abc import Sequence
 from typing import TypeVar
 
 __all__ = [
+    "PROCESSED_BATCH_SIZE",
     "Counter",
     "MetricRegistry",
     "Sampler",
@@ -212,10 +219,26 @@ class MetricRegistry:
 _REQUEST_BUCKETS = exponential_buckets(10, 1.8, 33)
 # TF Serving's batching_session queuing buckets: scale 100 µs, growth 1.2, 52 (~1 s).
 _QUEUE_BUCKETS = exponential_buckets(100, 1.2, 52)
+# TF Serving's batch-size buckets (batching_util.h): 1, 2, 4 ... 8192, then +Inf.
+_BATCH_SIZE_BUCKETS = exponential_buckets(1, 2, 14)
+
+#: Examples per batch run by a batching session. Process-wide, as TF Serving's static
+#: cell: :class:`~.batching.Batcher` records here, every :class:`ServingMetrics` exports it.
+PROCESSED_BATCH_SIZE = Sampler(
+    "/tensorflow/serving/batching_session/processed_batch_size",
+    "Tracks the batch size distribution on processing.",
+    (),
+    _BATCH_SIZE_BUCKETS,
+)
 
 
 class ServingMetrics:
-    """The metrics one model server exports (one registry per server, so tests stay apart)."""
+    """The metrics one model server exports.
+
+    One registry per server, so tests stay apart; the exception is
+    :data:`PROCESSED_BATCH_SIZE`, process-wide in TF Serving too (the batching
+    session has no model name to label it with).
+    """
 
     def __init__(self) -> None:
         r = self.registry = MetricRegistry()
@@ -250,6 +273,7 @@ class ServingMetrics:
                 _QUEUE_BUCKETS,
             )
         )
+        self.processed_batch_size = r.register(PROCESSED_BATCH_SIZE)
         self.wrapped_run_count = r.register(
             Counter(
                 "/tensorflow/serving/batching_session/wrapped_run_count",

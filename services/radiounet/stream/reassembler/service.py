@@ -135,6 +135,8 @@ class ReassemblerStage:
 
     name = "reassembler"
     input_topic = TILE_CHUNKS
+    output_topics = (MAPS,)
+    dead_letter_reasons = ("bad_chunk", "invalid_cutout", "incomplete_pointing", "missing_object")
 
     def __init__(
         self,
@@ -153,6 +155,7 @@ class ReassemblerStage:
         self._pending: dict[_Run, _Pending] = {}
         # Failed runs -> the partitions their chunks came from (dropped on revocation).
         self._failed: OrderedDict[_Run, set[tuple[str, int]]] = OrderedDict()
+        tm.TILES.labels(self.name)
 
     @property
     def pending(self) -> int:

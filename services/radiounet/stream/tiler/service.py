@@ -41,6 +41,9 @@ class TilerStage:
 
     name = "tiler"
     input_topic = CUTOUTS
+    output_topics = (TILE_CHUNKS,)
+    dead_letter_reasons = ("invalid_pointing", "invalid_cutout", "missing_object")
+    retry_reasons = ("model_unavailable",)
 
     def __init__(
         self,
@@ -60,6 +63,9 @@ class TilerStage:
         self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="predict")
         self._model: pb.ModelRef | None = None
         self._lock = threading.Lock()
+        tm.TILES.labels(self.name)
+        if isinstance(getattr(client, "model_name", None), str):
+            tm.MODEL_REQUEST_SECONDS.labels(client.model_name)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
