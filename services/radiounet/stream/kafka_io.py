@@ -92,10 +92,18 @@ def ensure_topics(settings: Settings, names: Iterable[str] = TOPICS) -> None:
         missing = [settings.topic(n) for n in names if settings.topic(n) not in existing]
         for name in missing:
             try:
-                admin.create_topics(
-                    [NewTopic(name, num_partitions=settings.topic_partitions, replication_factor=1)]
+                topic = NewTopic(
+                    name,
+                    num_partitions=settings.topic_partitions,
+                    replication_factor=settings.topic_replicas,
                 )
-                log.info("created topic %s (%d partitions)", name, settings.topic_partitions)
+                admin.create_topics([topic])
+                log.info(
+                    "created topic %s (%d partitions, %d replicas)",
+                    name,
+                    settings.topic_partitions,
+                    settings.topic_replicas,
+                )
             except TopicAlreadyExistsError:
                 pass  # another service created it meanwhile
     except KafkaError as exc:

@@ -32,6 +32,10 @@ class Settings:
     topic_partitions: int = dataclasses.field(
         default=6, metadata={"help": "partitions of topics this service creates"}
     )
+    topic_replicas: int = dataclasses.field(
+        default=1,
+        metadata={"help": "replicas of each partition of topics this service creates"},
+    )
     s3_endpoint: str = dataclasses.field(
         default="127.0.0.1:8333", metadata={"help": "S3 endpoint host:port (MinIO, SeaweedFS)"}
     )
