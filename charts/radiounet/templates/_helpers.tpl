@@ -265,6 +265,9 @@ Every field of radiounet.stream.settings.Settings, one RADIOUNET_* variable each
   value: {{ include "radiounet.maxPartitions" . | quote }}
 - name: RADIOUNET_TOPIC_REPLICAS
   value: {{ .Values.kafka.topics.replicas | quote }}
+{{- /* With Strimzi the KafkaTopics own the topics: services wait for them (not ready meanwhile). */}}
+- name: RADIOUNET_CREATE_TOPICS
+  value: {{ ne .Values.kafka.type "strimzi" | quote }}
 {{ include "radiounet.s3Env" . }}
 - name: RADIOUNET_MODEL_SERVER
   value: {{ include "radiounet.modelServer" . | quote }}
@@ -386,37 +389,4 @@ Fail early on values that render fine but cannot work. Included by validate.yaml
 {{- fail (printf "modelServer.gpu.enabled=false with TF Serving's GPU image %s:%s: use the CPU tag (without -gpu, ci/cpu-values.yaml)" .Values.modelServer.image.repository $tfTag) }}
 {{- end }}
 {{- end }}
-{{- end }}
-
-{{/*
-The wait-topics init container's program (python -c; argv: topic names without prefix): waits
-until the Kafka cluster lists every topic, printing what is missing; exits 1 after 10 minutes
-so the pod shows the failure (and retries).
-*/}}
-{{- define "radiounet.waitTopicsScript" -}}
-import os, sys, time
-from kafka import KafkaAdminClient
-from kafka.errors import KafkaError
-prefix = os.environ["RADIOUNET_TOPIC_PREFIX"]
-bootstrap = os.environ["RADIOUNET_KAFKA_BOOTSTRAP"].split(",")
-wanted = {prefix + name for name in sys.argv[1:]}
-deadline = time.monotonic() + 600
-while True:
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="wait-topics")
-        try:
-            missing = wanted - set(admin.list_topics())
-        finally:
-            admin.close()
-    except KafkaError as exc:
-        missing = wanted
-        print(f"Kafka at {bootstrap} not reachable yet: {exc}", flush=True)
-    if not missing:
-        print(f"topics ready: {sorted(wanted)}", flush=True)
-        sys.exit(0)
-    if time.monotonic() > deadline:
-        print(f"topics still missing after 600 s: {sorted(missing)} (KafkaTopic resources, Strimzi topic operator)", flush=True)
-        sys.exit(1)
-    print(f"waiting for topics {sorted(missing)}", flush=True)
-    time.sleep(5)
 {{- end }}

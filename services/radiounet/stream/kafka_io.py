@@ -78,7 +78,14 @@ def make_consumer(
 
 
 def ensure_topics(settings: Settings, names: Iterable[str] = TOPICS) -> None:
-    """Create the pipeline's topics (prefixed) if they are missing."""
+    """Create the pipeline's topics (prefixed) if they are missing.
+
+    Raises
+    ------
+    TransientError
+        If the broker cannot be reached, or topics are missing and
+        ``settings.create_topics`` is off (the caller retries until they exist).
+    """
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=settings.kafka_bootstrap.split(","),
@@ -90,6 +97,12 @@ def ensure_topics(settings: Settings, names: Iterable[str] = TOPICS) -> None:
     try:
         existing = set(admin.list_topics())
         missing = [settings.topic(n) for n in names if settings.topic(n) not in existing]
+        if missing and not settings.create_topics:
+            raise TransientError(
+                f"topics {', '.join(missing)} do not exist yet (RADIOUNET_CREATE_TOPICS is off: "
+                "waiting for whoever owns them, e.g. Strimzi's topic operator)",
+                code="topics_missing",
+            )
         for name in missing:
             try:
                 topic = NewTopic(

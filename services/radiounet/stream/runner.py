@@ -194,6 +194,8 @@ class StageRunner:
                 code = exc.code if isinstance(exc, StageError) else "broker"
                 tm.RETRIES.labels(self.stage.name, code).inc()
                 log.warning("%s failed (%s); retrying", what, exc)
+                # Waiting on a dependency is not a hang: stay live (not ready) meanwhile.
+                self.health.beat()
                 self._sleep(self._delay(attempt))
                 attempt += 1
 

@@ -36,6 +36,13 @@ class Settings:
         default=1,
         metadata={"help": "replicas of each partition of topics this service creates"},
     )
+    create_topics: bool = dataclasses.field(
+        default=True,
+        metadata={
+            "help": "create missing topics; off where an operator (Strimzi's KafkaTopics) owns "
+            "them: the service then waits until they exist"
+        },
+    )
     s3_endpoint: str = dataclasses.field(
         default="127.0.0.1:8333", metadata={"help": "S3 endpoint host:port (MinIO, SeaweedFS)"}
     )
