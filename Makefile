@@ -70,7 +70,8 @@ IMAGE_TAG ?= $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
 ENGINE ?= $(shell command -v podman 2>/dev/null || command -v docker 2>/dev/null)
 images: ## Build the services image (needs docker or podman)
 	@test -n "$(ENGINE)" || { echo "make images: no container engine (docker or podman) found" >&2; exit 1; }
-	$(ENGINE) build -f infra/docker/Dockerfile -t $(IMAGE):$(IMAGE_TAG) .
+	$(ENGINE) build -f infra/docker/Dockerfile -t $(IMAGE):$(IMAGE_TAG) \
+	  --build-arg VERSION=$(IMAGE_TAG) --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) .
 
 lint: $(STAMP) ## Ruff (lint + format check) and mypy
 	$(BIN)/ruff check services tests

@@ -1,15 +1,20 @@
-"""``radiounet model``: inspect the model repository, or create a placeholder version."""
+"""``radiounet model``: inspect the model repository, create a placeholder version, or copy
+the repository to and from the object store (``push``/``pull``, for TF Serving in the cluster)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ..model.repository import SIGNATURE, ModelMetadata, default_model_repo, resolve_model
 from ._common import add_model_option
+from ._stack_settings import settings_with_stack
+from ._stream_options import add_stream_options, guarded
 
 __all__ = ["register"]
 
@@ -34,6 +39,60 @@ def register(sub: Any) -> None:
     init.add_argument("--seed", type=int, default=0, help="weight initialisation seed")
     init.add_argument("--version", type=int, default=None, help="version number (default next)")
     init.set_defaults(run=_init)
+
+    push = msub.add_parser(
+        "push",
+        help="upload a model repository to the object store (creates the bucket)",
+        description="Upload models.config and every version folder (<name>/<integer>/) of "
+        "a model repository to the bucket under --prefix. Files already stored with the same "
+        "size and MD5 are skipped; each version's files go up before its .complete marker, "
+        "and models.config last, so a reader never sees half a version.",
+    )
+    push.add_argument(
+        "--repo",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="model repository (in the image: /opt/radiounet/model_repo)",
+    )
+    _add_prefix(push)
+    add_stream_options(push)
+    push.set_defaults(run=_push)
+
+    pull = msub.add_parser(
+        "pull",
+        help="download the model repository from the object store (TF Serving's init step)",
+        description="Wait (--wait) until the bucket holds models.config and a complete "
+        "version of every model it names, then download each complete version not already "
+        "in --dest into a temporary folder and rename it into place, and models.config "
+        "last. Exit status 1 with one error line when the wait is over, the bucket is "
+        "missing, the store refuses the credentials or cannot be reached.",
+    )
+    pull.add_argument(
+        "--dest", type=Path, required=True, metavar="DIR", help="local model repository"
+    )
+    pull.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="how long to wait for the repository to be complete (default 0: look once)",
+    )
+    _add_prefix(pull)
+    add_stream_options(pull)
+    pull.set_defaults(run=_pull)
+
+
+def _add_prefix(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--prefix",
+        default="model_repo/",
+        help="key prefix of the repository in the bucket (default %(default)s)",
+    )
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
 
 
 def _info(args: argparse.Namespace) -> int:
@@ -68,3 +127,66 @@ def _init(args: argparse.Namespace) -> int:
     path = export_saved_model(model, args.repo, metadata, version=args.version)
     print(f"exported placeholder model ({model.count_params():,} parameters) to {path}")
     return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    from radiounet.stream.model_sync import normalise_prefix, push
+    from radiounet.stream.object_store import ObjectStore
+
+    prefix = normalise_prefix(args.prefix)
+    settings = settings_with_stack(args)
+
+    def body() -> int:
+        report = push(
+            ObjectStore.from_settings(settings), args.repo, prefix=prefix, say=_say("model push")
+        )
+        where = f"s3://{report.bucket}/{prefix}"
+        if report.created_bucket:
+            print(f"created bucket {report.bucket!r} at {settings.s3_endpoint}")
+        if report.uploaded:
+            changed = ", ".join(report.changed_versions) or "none"
+            print(
+                f"pushed {args.repo} to {where}: {len(report.uploaded)} objects uploaded "
+                f"({_megabytes(report.uploaded_bytes)}), {report.unchanged} unchanged; "
+                f"versions changed: {changed}"
+            )
+        else:
+            print(f"{where} already up to date ({', '.join(report.versions)})")
+        return 0
+
+    return guarded("model push", body)
+
+
+def _pull(args: argparse.Namespace) -> int:
+    from radiounet.stream.model_sync import normalise_prefix, pull
+    from radiounet.stream.object_store import ObjectStore
+
+    prefix = normalise_prefix(args.prefix)
+    settings = settings_with_stack(args)
+
+    def body() -> int:
+        report = pull(
+            ObjectStore.from_settings(settings),
+            args.dest,
+            prefix=prefix,
+            wait_s=args.wait,
+            say=_say("model pull"),
+        )
+        where = f"s3://{settings.bucket}/{prefix}"
+        got = ", ".join(report.downloaded) or "none"
+        kept = ", ".join(report.present) or "none"
+        print(
+            f"pulled {where} into {args.dest}: downloaded {got} "
+            f"({_megabytes(report.downloaded_bytes)}); already present {kept}"
+            + ("; models.config written" if report.config_written else "")
+        )
+        return 0
+
+    return guarded("model pull", body)
+
+
+def _say(command: str) -> Callable[[str], None]:
+    def say(message: str) -> None:
+        print(f"radiounet {command}: {message}", file=sys.stderr, flush=True)
+
+    return say

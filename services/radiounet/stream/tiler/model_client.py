@@ -3,8 +3,10 @@
 It uses only TF Serving's public API (``tensorflow-serving-api``), so it talks
 to the ``tensorflow/serving`` image and to the stand-in
 :mod:`radiounet.stream.model_server` alike. Tiles travel as raw float32 bytes
-(``tensor_content``), never through ``tf.make_tensor_proto`` (slow at these
-sizes); only the ``probability`` output is asked for (``output_filter``).
+(``tensor_content``) built from numpy, never through ``tf.make_tensor_proto``
+(slow at these sizes, and it needs the TensorFlow runtime, which the services
+image does not have: only TF Serving's and TensorFlow's generated protobuf
+modules); only the ``probability`` output is asked for (``output_filter``).
 
 Failures are of two kinds. Transient ones (UNAVAILABLE, DEADLINE_EXCEEDED,
 RESOURCE_EXHAUSTED, ABORTED, and CANCELLED from a server going away) are
@@ -35,9 +37,9 @@ import grpc
 import numpy as np
 from numpy.typing import NDArray
 
-from ...tf_runtime import tf as _tf  # noqa: F401  (silences TensorFlow's import chatter)
-
-# isort: split
+# Generated protobuf modules only: in the services image `tensorflow` is a bare package of
+# them (infra/docker/extract_tf_protos.py), not the TensorFlow runtime. In a development
+# install it is the full TensorFlow, whose __init__ then runs (and logs) on first import.
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
