@@ -16,6 +16,12 @@ What it measures, and how:
 
     - gRPC: the model through the stack's model server (``ModelClient``), one
       request of 16 tiles in flight, and four (the tiler's pattern);
+    - cutouts: by default (``--source http``) the fetcher downloads them from a
+      local HTTP cutout service (in this script, like the LoTSS-DR2 cutout
+      service), which serves simulated fields rendered before the stack starts
+      (992 px around each pointing: the fetcher's 16-px margin), so the burst
+      times the pipeline, not the sky simulator; ``--source simulated`` has the
+      fetcher simulate each sky itself (the ``make run`` demo's source);
     - warm-up: 2 pointings, waited for;
     - burst: N simulated LoTSS pointings (960x960 at 4.5", 81 tiles; dec 20-70,
       each with a cluster z, M500) published at once; every ``results/<id>.json``
@@ -292,6 +298,72 @@ def _fmt(value: float, digits: int = 2, width: int = 7) -> str:
     return f"{'-':>{width}}" if not math.isfinite(value) else f"{value:>{width}.{digits}f}"
 
 
+# --- the cutout service --------------------------------------------------------------------
+
+
+class CutoutService:
+    """A local HTTP cutout service answering ``/cutout?pos=RA,DEC&size=ARCMIN`` with FITS.
+
+    Serves simulated fields rendered up front (:meth:`add`), keyed by position as
+    the fetcher formats it, so that downloading costs the pipeline what a real
+    survey cutout service would: no sky simulation inside the timed burst.
+    """
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlsplit
+
+        self.fields: dict[str, bytes] = {}
+        fields = self.fields
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                query = parse_qs(urlsplit(self.path).query)
+                body = fields.get(query.get("pos", [""])[0])
+                status, ctype = (200, "application/fits") if body else (404, "text/plain")
+                body = body or b"no field rendered at this position"
+                self.send_response(status)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url_template(self) -> str:
+        port = self._server.server_address[1]
+        return f"http://127.0.0.1:{port}/cutout?pos={{ra}},{{dec}}&size={{size_arcmin}}"
+
+    def add(self, pointings: Sequence[Any]) -> None:
+        """Render the simulated field around each pointing (the fetcher's margin included)."""
+        import dataclasses
+
+        from radiounet.stream.fetcher.http_source import HttpCutoutSource, format_url
+        from radiounet.stream.fetcher.service import request_for
+        from radiounet.stream.fetcher.simulated_source import SimulatedSkySource
+        from radiounet.stream.fits_objects import fits_bytes
+
+        margin = HttpCutoutSource(self.url_template).margin_px
+        sky = SimulatedSkySource()
+        for p in pointings:
+            request = request_for(p)
+            wide = dataclasses.replace(request, size_px=request.size_px + 2 * margin)
+            url = format_url("{ra},{dec}", request, margin_px=margin)
+            self.fields[url] = fits_bytes(sky.fetch(wide))
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 # --- pointings -------------------------------------------------------------------------------
 
 
@@ -506,7 +578,11 @@ def _prometheus_check(stack: Any, window_s: float) -> list[str]:
 
 
 def run_stack(
-    run: StackRun, args: argparse.Namespace, repo: Path, predictor: Callable[[Any], Any]
+    run: StackRun,
+    args: argparse.Namespace,
+    repo: Path,
+    predictor: Callable[[Any], Any],
+    cutouts: CutoutService | None,
 ) -> None:
     """Start a stack with ``run.tilers`` tilers, measure it (filling ``run``) and stop it."""
     from radiounet.stream.local.stack import LocalStack, StackConfig, stop_stack
@@ -518,8 +594,16 @@ def run_stack(
     data_dir = OUT / f"tilers-{tilers}"
     stop_stack(data_dir)  # one kept by an earlier --keep run
     shutil.rmtree(data_dir, ignore_errors=True)
+    source = ("http", ("--url-template", cutouts.url_template)) if cutouts else ("simulated", ())
     stack = LocalStack(
-        StackConfig(data_dir=data_dir, model_repo=repo, tilers=tilers, stop_at_exit=not args.keep)
+        StackConfig(
+            data_dir=data_dir,
+            model_repo=repo,
+            tilers=tilers,
+            source=source[0],
+            source_args=source[1],
+            stop_at_exit=not args.keep,
+        )
     )
     print(f"\n== stack with {tilers} tiler(s): {data_dir}", flush=True)
     run.raw = bench_inprocess(predictor, CHUNK, args.repeats)
@@ -737,6 +821,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for results")
     parser.add_argument("--seed", type=int, default=0, help="seed of the pointings")
     parser.add_argument("--keep", action="store_true", help="leave the stacks running")
+    parser.add_argument(
+        "--source",
+        choices=("http", "simulated"),
+        default="http",
+        help="where the fetcher gets cutouts: a local HTTP cutout service of pre-rendered "
+        "simulated fields (default), or the simulator inside the fetcher",
+    )
     args = parser.parse_args(argv)
 
     from radiounet.core.tiling import tile_grid
@@ -776,16 +867,34 @@ def main(argv: list[str] | None = None) -> int:
     for batch, rate in raw.items():
         print(f"    batches of {batch:>2}: {rate.text()}")
 
+    cutouts = None
+    if args.source == "http":
+        cutouts = CutoutService()
+        t0 = time.perf_counter()
+        cutouts.add(make_pointings("warmup", 2, seed=99))
+        cutouts.add(make_pointings("bench", args.pointings, seed=args.seed))
+        cutouts.add(make_pointings("solo", args.solo, seed=args.seed + 1))
+        print(
+            f"\ncutouts: {len(cutouts.fields)} simulated fields rendered in "
+            f"{time.perf_counter() - t0:.0f} s, served at {cutouts.url_template}"
+        )
+    else:
+        print("\ncutouts: simulated by the fetcher itself (inside the timed burst)")
+
     print(f"\n(b) the local stack, for {', '.join(map(str, args.tilers))} tiler(s)")
     runs = []
-    for tilers in args.tilers:
-        run = StackRun(tilers)
-        runs.append(run)
-        try:
-            run_stack(run, args, repo, predictor)
-        except Exception:  # report it, go on with the next stack
-            traceback.print_exc()
-            print(f"   the run with {tilers} tiler(s) failed; its figures are partial")
+    try:
+        for tilers in args.tilers:
+            run = StackRun(tilers)
+            runs.append(run)
+            try:
+                run_stack(run, args, repo, predictor, cutouts)
+            except Exception:  # report it, go on with the next stack
+                traceback.print_exc()
+                print(f"   the run with {tilers} tiler(s) failed; its figures are partial")
+    finally:
+        if cutouts is not None:
+            cutouts.close()
 
     print("\nsummary")
     print("\n".join(_summary(runs, raw[CHUNK])))
