@@ -139,6 +139,17 @@ def test_binned_means_ignore_nans_and_keep_edges() -> None:
     assert np.array_equal(_binned(a, 1), a, equal_nan=True)
 
 
+def test_binned_fast_path_equals_the_general_one() -> None:
+    a = np.random.default_rng(3).random((6, 8), dtype=np.float32)
+    blanked = a.copy()
+    blanked[5, 7] = np.nan  # forces the general path
+    fast, general = _binned(a, 2), _binned(blanked, 2)
+    np.testing.assert_allclose(fast[:2], general[:2], rtol=1e-6)
+    np.testing.assert_allclose(fast[2, :3], general[2, :3], rtol=1e-6)
+    assert fast[2, 3] == pytest.approx(a[4:6, 6:8].mean(), rel=1e-6)
+    assert general[2, 3] == pytest.approx(np.mean([a[4, 6], a[4, 7], a[5, 6]]), rel=1e-6)
+
+
 @pytest.mark.parametrize(("shape", "dpi", "factor"), [((960, 960), 100, 2), ((200, 200), 100, 1)])
 def test_display_factor(shape: tuple[int, int], dpi: int, factor: int) -> None:
     assert _display_factor(shape, dpi) == factor

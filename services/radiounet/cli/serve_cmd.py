@@ -49,13 +49,21 @@ def register(sub: Any) -> None:
     )
     t.add_argument("--deadline", type=float, default=60.0, help="Predict deadline [s]")
 
-    stages.add_parser("reassembler", help="tile chunks -> probability map FITS + quicklook")
+    r = stages.add_parser("reassembler", help="tile chunks -> probability map FITS + quicklook")
+    r.add_argument(
+        "--quicklook",
+        choices=("thumbnail", "figure"),
+        default="thumbnail",
+        help="quicklook PNG written with each map: thumbnail = fast two-panel PNG (numpy + "
+        "Pillow, tens of CPU-ms) for survey scale (default); figure = the Fig. 4-style "
+        "matplotlib figure with RA/Dec axes, ~0.3 s CPU each",
+    )
 
     c = stages.add_parser("classifier", help="maps -> R, decision, components, results table")
     c.add_argument("--threshold", type=float, default=None, help="decision threshold on R")
     c.add_argument("--radius", type=float, default=None, help="aperture radius [R500]")
 
-    for parser in (f, t, stages.choices["reassembler"], c):
+    for parser in (f, t, r, c):
         add_settings_arguments(parser)
         parser.set_defaults(run=run)
 
@@ -115,7 +123,7 @@ def _stage(args: argparse.Namespace, settings: Any, store: Any) -> Any:
     if args.stage == "reassembler":
         from ..stream.reassembler.service import ReassemblerStage
 
-        return ReassemblerStage(store, settings)
+        return ReassemblerStage(store, settings, quicklook=args.quicklook)
     from ..stream.classifier.service import ClassifierStage
 
     options = {k: v for k, v in (("threshold", args.threshold), ("radius_r500", args.radius))}

@@ -43,6 +43,9 @@ def _binned(array: NDArray[np.floating], factor: int) -> NDArray[np.float32]:
     if factor == 1:
         return a
     ny, nx = (-(-n // factor) for n in a.shape)
+    if a.shape == (ny * factor, nx * factor) and np.isfinite(a).all():
+        # The common case (whole blocks, no blanks): a plain mean, half the time.
+        return a.reshape(ny, factor, nx, factor).mean(axis=(1, 3), dtype=np.float32)
     padded = np.full((ny * factor, nx * factor), np.nan, dtype=np.float32)
     padded[: a.shape[0], : a.shape[1]] = a
     blocks = padded.reshape(ny, factor, nx, factor)
@@ -76,10 +79,17 @@ def _binned_geometry(
     if factor == 1:
         return wcs, xy, radius
     if xy is not None and radius is not None:
-        # A binned pixel's centre is the mean of its block's centres.
-        offset = (factor - 1) / 2
-        xy, radius = ((xy[0] - offset) / factor, (xy[1] - offset) / factor), radius / factor
+        xy, radius = _binned_circle(xy, radius, factor)
     return wcs[::factor, ::factor], xy, radius
+
+
+def _binned_circle(
+    xy: tuple[float, float], radius: float, factor: int
+) -> tuple[tuple[float, float], float]:
+    """The circle ``(x, y), radius`` in pixels of the ``factor``-binned image."""
+    # A binned pixel's centre is the mean of its block's centres.
+    offset = (factor - 1) / 2
+    return ((xy[0] - offset) / factor, (xy[1] - offset) / factor), radius / factor
 
 
 def _check_positive(name: str, value: float | None) -> None:

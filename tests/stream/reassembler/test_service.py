@@ -11,20 +11,26 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.wcs import WCS
+from PIL import Image, PngImagePlugin
 from prometheus_client import REGISTRY
 
+from radiounet.cli import serve_cmd
+from radiounet.cli.main import build_parser
 from radiounet.core.tiling import TileGrid, extract_tiles, reassemble, tile_grid
 from radiounet.examples import example_field
 from radiounet.io.fits_image import read_image
 from radiounet.io.probability_map import read_probability_map
+from radiounet.io.thumbnail import thumbnail_png
+from radiounet.stream.classifier.results import cluster_of
 from radiounet.stream.errors import PermanentError, TransientError
 from radiounet.stream.keys import chunk_key, cutout_key, dead_letter_key, map_key, quicklook_key
 from radiounet.stream.messages import CORRELATION_ID, header
 from radiounet.stream.object_store import ObjectStore
 from radiounet.stream.proto import pipeline_pb2 as pb
-from radiounet.stream.reassembler.service import ReassemblerStage
+from radiounet.stream.reassembler.service import QUICKLOOK_STYLES, ReassemblerStage
 from radiounet.stream.runner import Context, Handled, RecordId
 from radiounet.stream.topics import DEAD_LETTERS, MAPS
+from radiounet.workflows import aperture_on_map
 
 TOPIC = "radiounet.tile-chunks"
 MODEL = pb.ModelRef(name="radio_unet", version=2, signature="serving_default")
@@ -437,3 +443,90 @@ def test_an_invalid_pointing_id_is_dead_lettered_alone(store: ObjectStore) -> No
 def test_stale_after_must_be_positive(store: ObjectStore) -> None:
     with pytest.raises(ValueError, match="stale_after_s must be positive"):
         ReassemblerStage(store, stale_after_s=0)
+
+
+# --- the quicklook -------------------------------------------------------------------------
+
+
+def quicklook_png(store: ObjectStore, pointing_id: str) -> tuple[tuple[int, int], dict[str, str]]:
+    """The stored quicklook's size and text chunks."""
+    data = store.get_bytes(quicklook_key(pointing_id))
+    assert data.startswith(PNG_SIGNATURE)
+    with Image.open(io.BytesIO(data)) as im:
+        assert isinstance(im, PngImagePlugin.PngImageFile)
+        return im.size, dict(im.text)
+
+
+def complete(stage: ReassemblerStage, pointing: Pointing) -> pb.ProbabilityMap:
+    feed = Feeder(stage)
+    for chunk in pointing.chunks:
+        handled, _ = feed(chunk)
+    (out,) = handled.outputs
+    assert isinstance(out.message, pb.ProbabilityMap)
+    return out.message
+
+
+def test_the_default_quicklook_is_the_thumbnail(store: ObjectStore, tmp_path: Path) -> None:
+    a = put_pointing(store, "A")  # 300 px, with its cluster
+    msg = complete(ReassemblerStage(store), a)
+    assert (msg.quicklook.key, msg.quicklook.content_type) == (quicklook_key("A"), "image/png")
+    size, text = quicklook_png(store, "A")
+    assert size == (2 * 300 + 4, 300)
+    assert text["Title"] == a.message.cluster.name
+    assert "circle: aperture" in text["Description"]
+
+    # Exactly the thumbnail of the cutout's brightness and the map, with the aperture.
+    cutout_path = tmp_path / "cutout.fits"
+    cutout_path.write_bytes(a.cutout_bytes)
+    cutout = read_image(cutout_path)
+    cluster = cluster_of(a.message)
+    assert cluster is not None
+    circle_xy, radius = aperture_on_map(cutout.wcs, cluster)
+    expected = thumbnail_png(
+        cutout.data * cutout.scale,
+        a.expected_map(),
+        title=a.message.cluster.name,
+        circle_xy=circle_xy,
+        circle_radius_pix=radius,
+    )
+    assert store.get_bytes(quicklook_key("A")) == expected
+
+
+def test_a_thumbnail_without_cluster_has_no_circle(store: ObjectStore) -> None:
+    b = put_pointing(store, "B", size=250, seed=1, chunk_tiles=3, cluster=False)
+    complete(ReassemblerStage(store), b)
+    size, text = quicklook_png(store, "B")
+    assert size == (2 * 250 + 4, 250)
+    assert text["Title"] == "B"
+    assert "aperture" not in text["Description"]
+
+
+def test_the_figure_quicklook_on_request(store: ObjectStore) -> None:
+    a = put_pointing(store, "A")
+    stage = ReassemblerStage(store, quicklook="figure")
+    assert stage.quicklook == "figure"
+    msg = complete(stage, a)
+    assert (msg.quicklook.key, msg.quicklook.content_type) == (quicklook_key("A"), "image/png")
+    size, _ = quicklook_png(store, "A")
+    assert size == (1200, 550)  # 12 x 5.5 inches at 100 dpi
+
+
+def test_quicklook_must_be_a_known_style(store: ObjectStore) -> None:
+    assert QUICKLOOK_STYLES == ("thumbnail", "figure")
+    with pytest.raises(ValueError, match=r"quicklook must be one of .*, got 'svg'"):
+        ReassemblerStage(store, quicklook="svg")
+
+
+@pytest.mark.parametrize("flags, style", [([], "thumbnail"), (["--quicklook", "figure"], "figure")])
+def test_serve_reassembler_quicklook_flag(store: ObjectStore, flags: list[str], style: str) -> None:
+    args = build_parser().parse_args(["serve", "reassembler", *flags])
+    stage = serve_cmd._stage(args, None, store)
+    assert isinstance(stage, ReassemblerStage)
+    assert stage.quicklook == style
+
+
+def test_serve_reassembler_refuses_other_quicklooks(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        build_parser().parse_args(["serve", "reassembler", "--quicklook", "svg"])
+    assert info.value.code == 2
+    assert "invalid choice: 'svg'" in capsys.readouterr().err

@@ -50,6 +50,7 @@ from radiounet.core.normalisation import get_profile
 from radiounet.io.fits_image import SkyImage
 from radiounet.io.probability_map import Provenance, probability_header, writing_probability_map
 from radiounet.io.quicklook import write_quicklook
+from radiounet.io.thumbnail import thumbnail_png
 from radiounet.stream import telemetry as tm
 from radiounet.stream.classifier.results import cluster_of
 from radiounet.stream.dead_letters import copy_to_store
@@ -69,6 +70,7 @@ from .assembly import ChunkError, PointingAssembly
 __all__ = [
     "DEFAULT_STALE_AFTER_S",
     "MAX_FAILED_REMEMBERED",
+    "QUICKLOOK_STYLES",
     "ReassemblerStage",
     "map_header",
 ]
@@ -79,6 +81,9 @@ log = logging.getLogger(__name__)
 DEFAULT_STALE_AFTER_S = 1800.0
 #: Failed runs remembered (to release their late chunks at once); the oldest are forgotten.
 MAX_FAILED_REMEMBERED = 4096
+#: What the quicklook PNG is: the cheap two-panel thumbnail (the default) or the
+#: matplotlib figure with RA/Dec axes (~0.35 CPU-s each; ``radiounet segment --png``'s).
+QUICKLOOK_STYLES = ("thumbnail", "figure")
 #: Provenance keywords the chunks cannot fill (the model's width and training state).
 _UNKNOWN_CARDS = ("RUBASEF", "RUTRAIN")
 
@@ -129,6 +134,10 @@ class ReassemblerStage:
         The service's settings (unused so far; the common stage signature).
     stale_after_s : float, keyword-only
         Seconds without a new chunk after which a partial pointing fails.
+    quicklook : {"thumbnail", "figure"}, keyword-only
+        The quicklook PNG written with each map: a two-panel thumbnail drawn
+        with numpy and Pillow (tens of CPU-ms, for survey scale), or the
+        Fig. 4-style matplotlib figure with RA/Dec axes (~0.35 CPU-s).
     clock : callable, keyword-only
         Monotonic seconds (tests pass a fake).
     """
@@ -144,13 +153,17 @@ class ReassemblerStage:
         settings: Settings | None = None,
         *,
         stale_after_s: float = DEFAULT_STALE_AFTER_S,
+        quicklook: str = "thumbnail",
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not stale_after_s > 0:
             raise ValueError(f"stale_after_s must be positive, got {stale_after_s!r}")
+        if quicklook not in QUICKLOOK_STYLES:
+            raise ValueError(f"quicklook must be one of {QUICKLOOK_STYLES}, got {quicklook!r}")
         self.store = store
         self.settings = settings
         self.stale_after_s = stale_after_s
+        self.quicklook = quicklook
         self.clock = clock
         self._pending: dict[_Run, _Pending] = {}
         # Failed runs -> the partitions their chunks came from (dropped on revocation).
@@ -250,7 +263,7 @@ class ReassemblerStage:
                 f"{probability.shape}",
                 code="invalid_cutout",
             )
-        map_bytes, png_bytes = _render(image, probability, chunk)
+        map_bytes, png_bytes = _render(image, probability, chunk, self.quicklook)
         map_ref = self.store.put_bytes(
             map_key(pointing_id), map_bytes, content_type="application/fits"
         )
@@ -334,9 +347,12 @@ class ReassemblerStage:
 
 
 def _render(
-    image: SkyImage, probability: NDArray[np.float32], chunk: pb.TileChunk
+    image: SkyImage,
+    probability: NDArray[np.float32],
+    chunk: pb.TileChunk,
+    quicklook: str = "thumbnail",
 ) -> tuple[bytes, bytes]:
-    """The map FITS and the quicklook PNG, as bytes."""
+    """The map FITS and the quicklook PNG (``quicklook`` of `QUICKLOOK_STYLES`), as bytes."""
     header = map_header(image, chunk)
     cluster = cluster_of(chunk.pointing)
     circle_xy = radius = None
@@ -350,16 +366,22 @@ def _render(
         with writing_probability_map(map_path, header) as out:
             out[...] = probability
         del out  # unmap before reading the file back
-        png_path = write_quicklook(
-            Path(tmp) / "quicklook.png",
-            image.data * image.scale,
-            probability,
-            wcs=image.wcs,
-            title=title,
-            circle_xy=circle_xy,
-            circle_radius_pix=radius,
-        )
-        return map_path.read_bytes(), png_path.read_bytes()
+        brightness = image.data * image.scale
+        if quicklook == "thumbnail":
+            png = thumbnail_png(
+                brightness, probability, title=title, circle_xy=circle_xy, circle_radius_pix=radius
+            )
+        else:
+            png = write_quicklook(
+                Path(tmp) / "quicklook.png",
+                brightness,
+                probability,
+                wcs=image.wcs,
+                title=title,
+                circle_xy=circle_xy,
+                circle_radius_pix=radius,
+            ).read_bytes()
+        return map_path.read_bytes(), png
 
 
 def _partition(record: RecordId) -> tuple[str, int]:
