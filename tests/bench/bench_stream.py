@@ -602,6 +602,7 @@ def run_stack(
             tilers=tilers,
             source=source[0],
             source_args=source[1],
+            model_server_args=tuple(args.model_server_args.split()),
             stop_at_exit=not args.keep,
         )
     )
@@ -821,6 +822,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for results")
     parser.add_argument("--seed", type=int, default=0, help="seed of the pointings")
     parser.add_argument("--keep", action="store_true", help="leave the stacks running")
+    parser.add_argument(
+        "--model-server-args",
+        default="",
+        help="extra model-server flags, e.g. '--num_batch_threads=2 "
+        "--tensorflow_intra_op_parallelism=1'",
+    )
     parser.add_argument(
         "--source",
         choices=("http", "simulated"),

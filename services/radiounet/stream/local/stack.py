@@ -61,6 +61,8 @@ class StackConfig:
         Partitions of each topic (upper bound on useful replicas).
     tiler_args : tuple of str
         Extra tiler flags (``--chunk-tiles``, ``--max-in-flight``).
+    model_server_args : tuple of str
+        Extra model-server flags (``--num_batch_threads=2``...).
     """
 
     data_dir: Path
@@ -72,6 +74,7 @@ class StackConfig:
     bucket: str = "radiounet"
     partitions: int = 6
     tiler_args: tuple[str, ...] = ()
+    model_server_args: tuple[str, ...] = ()
     credentials: Credentials = DEFAULT_CREDENTIALS
     log_level: str = "INFO"
     stop_at_exit: bool = True
@@ -113,6 +116,7 @@ class LocalStack:
                 f"--port={self.model_port}",
                 f"--model_config_file={Path(config.model_repo) / 'models.config'}",
                 f"--monitoring_port={self.model_metrics_port}",
+                *config.model_server_args,
             ),
             log_path=d / "model-server" / "model-server.log",
             env=self._env(),
