@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import threading
 
 import numpy as np
@@ -182,3 +183,43 @@ def test_held_messages_are_not_committed(stream_settings, store, topics, run_sta
     running.stop()
     # Resumes at the held message (b after it is replayed too: at-least-once).
     assert second.seen == ["held", "b"]
+
+
+class LookAheadStage:
+    """Echoes pointings as cutouts and records the order of prefetch and handle calls."""
+
+    name = "lookahead"
+    input_topic = t.POINTINGS
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    def prefetch(self, message: pb.Pointing) -> None:
+        self.events.append(("prefetch", message.id))
+
+    def handle(self, message: pb.Pointing, ctx: Context) -> Handled:
+        self.events.append(("handle", message.id))
+        return Handled([ctx.emit(t.CUTOUTS, message.id, pb.Cutout(pointing=message))])
+
+    def partitions_revoked(self, partitions: set[tuple[str, int]]) -> None:
+        pass
+
+
+def test_the_next_polled_message_is_offered_for_prefetch(stream_settings, store, topics, run_stage):
+    ids = [f"la-{i}" for i in range(4)]
+    for pid in ids:  # one partition, so one poll sees them in this order
+        pointing = _pointing(pid)
+        headers = headers_for(pointing, correlation_id=pid, producer="test")
+        topics.send(t.POINTINGS, "same-key", pointing.SerializeToString(), headers)
+    stage = LookAheadStage()
+    running = run_stage(stage, stream_settings, store)
+    topics.read(t.CUTOUTS, 4)
+    running.stop()
+    handled = [pid for kind, pid in stage.events if kind == "handle"]
+    assert handled == ids
+    # Every message but the first of a poll is offered before the one ahead of it is handled.
+    for before, after in itertools.pairwise(ids):
+        if ("prefetch", after) in stage.events:
+            assert stage.events.index(("prefetch", after)) < stage.events.index(("handle", before))
+    assert ("prefetch", ids[0]) not in stage.events
+    assert sum(kind == "prefetch" for kind, _ in stage.events) >= 1

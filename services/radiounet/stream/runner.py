@@ -83,7 +83,11 @@ class Handled:
 
 
 class Stage(Protocol):
-    """A stage: consumes one topic and handles one decoded message at a time."""
+    """A stage: consumes one topic and handles one decoded message at a time.
+
+    A stage may also have ``prefetch(message)``: called with the next polled
+    message before the current one is handled, to start pure work early.
+    """
 
     name: str
     input_topic: str
@@ -210,13 +214,27 @@ class StageRunner:
             self._sleep(self._delay(0))
             return
         self._assigned = {(tp.topic, tp.partition) for tp in self._consumer.assignment()}
-        for tp, records in batch.items():
-            for record in records:
-                if self._stop.is_set() or (tp.topic, tp.partition) not in self._assigned:
-                    break
-                self._process(record)
+        records = [record for part in batch.values() for record in part]
+        for i, record in enumerate(records):
+            if self._stop.is_set():
+                break
+            if (record.topic, record.partition) not in self._assigned:
+                continue  # revoked while this batch was handled: its new owner replays it
+            if i + 1 < len(records):
+                self._look_ahead(records[i + 1])
+            self._process(record)
         self._commit()
         self._update_lag()
+
+    def _look_ahead(self, record: Any) -> None:
+        """Let a stage with a ``prefetch`` method start on the next record meanwhile."""
+        prefetch = getattr(self.stage, "prefetch", None)
+        if prefetch is None:
+            return
+        try:
+            prefetch(decode(self.stage.input_topic, record.value))
+        except Exception as exc:  # best effort: handling the record meets any real problem
+            log.debug("%s: no prefetch of %s: %s", self.stage.name, record.offset, exc)
 
     def _process(self, record: Any) -> None:
         rid = RecordId(record.topic, record.partition, record.offset)

@@ -3,14 +3,19 @@
 Several Predict calls are kept in flight (``max_in_flight``) so the model
 server's batcher gets full batches; each chunk's probabilities are written to
 the object store by the worker that computed them, so uploads overlap the
-model calls.
+model calls. While one cutout is handled, the next one the runner has polled
+is already read, normalised and sent (:meth:`TilerStage.prefetch`), so the model
+server does not idle between pointings; that work is pure and its chunk keys
+deterministic, so using it, redoing it or dropping it changes no output.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -31,9 +36,23 @@ from radiounet.stream.topics import CUTOUTS, TILE_CHUNKS
 
 __all__ = ["DEFAULT_CHUNK_TILES", "DEFAULT_MAX_IN_FLIGHT", "TilerStage"]
 
+log = logging.getLogger(__name__)
+
 #: Tiles per Predict call and per chunk message (2.4 MB of float32 each way).
 DEFAULT_CHUNK_TILES = 16
 DEFAULT_MAX_IN_FLIGHT = 4
+
+
+@dataclass(frozen=True)
+class _Work:
+    """A cutout's predictions, stored: what its chunk messages are made of."""
+
+    grid: TileGrid
+    batches: list[range]
+    refs: list[pb.ObjectRef]
+    model: pb.ModelRef
+    profile: str
+    scale: float
 
 
 class TilerStage:
@@ -63,11 +82,16 @@ class TilerStage:
         self._pool = ThreadPoolExecutor(max_in_flight, thread_name_prefix="predict")
         self._model: pb.ModelRef | None = None
         self._lock = threading.Lock()
+        # One message of look-ahead: its work runs while the current one finishes.
+        self._ahead_pool = ThreadPoolExecutor(1, thread_name_prefix="prefetch")
+        self._ahead: dict[bytes, Future[_Work]] = {}
         tm.TILES.labels(self.name)
         if isinstance(getattr(client, "model_name", None), str):
             tm.MODEL_REQUEST_SECONDS.labels(client.model_name)
 
     def close(self) -> None:
+        self._drop_prefetched()
+        self._ahead_pool.shutdown(wait=True, cancel_futures=True)
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def model_ref(self) -> pb.ModelRef:
@@ -80,7 +104,44 @@ class TilerStage:
                 )
             return self._model
 
+    def prefetch(self, message: pb.Cutout) -> None:
+        """Start the work of ``message``, the next one to be handled, in the background.
+
+        Best effort: :meth:`handle` uses the result if it is for the same message
+        and succeeded, and otherwise does the work itself (raising its errors).
+        """
+        key = message.SerializeToString()
+        with self._lock:
+            if key in self._ahead:
+                return
+            stale = list(self._ahead.values())
+            self._ahead = {key: self._ahead_pool.submit(self._work, message)}
+        for future in stale:
+            future.cancel()
+
     def handle(self, message: pb.Cutout, ctx: Context) -> Handled:
+        with self._lock:
+            ahead = self._ahead.pop(message.SerializeToString(), None)
+        work = None
+        if ahead is not None:
+            try:
+                work = ahead.result()
+            except Exception:
+                log.info("pointing %s: prefetched work failed; redoing it", message.pointing.id)
+        if work is None:
+            work = self._work(message)
+        outputs = [
+            ctx.emit(
+                TILE_CHUNKS,
+                message.pointing.id,
+                _chunk(message, ref, work, indices, i, len(work.batches)),
+            )
+            for i, (indices, ref) in enumerate(zip(work.batches, work.refs, strict=True))
+        ]
+        return Handled(outputs)
+
+    def _work(self, message: pb.Cutout) -> _Work:
+        """Read, normalise and tile the cutout; predict and store every chunk."""
         pointing = message.pointing
         image = read_fits_object(self.store, message.fits)
         tm.BYTES.labels(self.name, "read").inc(message.fits.size_bytes)
@@ -118,31 +179,22 @@ class TilerStage:
             return ref
 
         refs = list(self._pool.map(predict_and_store, batches))
-        outputs = [
-            ctx.emit(
-                TILE_CHUNKS,
-                pointing.id,
-                _chunk(message, ref, grid, indices, i, len(batches), model, profile.name, scale),
-            )
-            for i, (indices, ref) in enumerate(zip(batches, refs, strict=True))
-        ]
-        return Handled(outputs)
+        return _Work(grid, batches, refs, model, profile.name, scale)
+
+    def _drop_prefetched(self) -> None:
+        with self._lock:
+            stale, self._ahead = list(self._ahead.values()), {}
+        for future in stale:
+            future.cancel()
 
     def partitions_revoked(self, partitions: set[tuple[str, int]]) -> None:
-        pass  # nothing held between messages
+        self._drop_prefetched()  # nothing else is held between messages
 
 
 def _chunk(
-    cutout: pb.Cutout,
-    ref: pb.ObjectRef,
-    grid: TileGrid,
-    indices: range,
-    index: int,
-    count: int,
-    model: pb.ModelRef,
-    profile: str,
-    scale: float,
+    cutout: pb.Cutout, ref: pb.ObjectRef, work: _Work, indices: range, index: int, count: int
 ) -> pb.TileChunk:
+    grid = work.grid
     return pb.TileChunk(
         pointing=cutout.pointing,
         cutout=cutout.fits,
@@ -156,7 +208,7 @@ def _chunk(
         stride=grid.stride,
         image_ny=grid.shape[0],
         image_nx=grid.shape[1],
-        model=model,
-        profile=profile,
-        unit_scale=scale,
+        model=work.model,
+        profile=work.profile,
+        unit_scale=work.scale,
     )
