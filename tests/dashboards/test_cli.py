@@ -109,3 +109,27 @@ def test_show_with_prometheus_down(capsys: pytest.CaptureFixture[str]) -> None:
     assert err.count("\n") == 1
     assert err.startswith(f"radiounet dashboards: error: cannot reach Prometheus at {url}: ")
     assert "Connection refused" in err
+
+
+def test_show_lists_what_moved_and_counts_the_zeros() -> None:
+    from radiounet.dashboards import dashboards
+    from radiounet.dashboards.evaluate import Evaluated, Series, format_table
+
+    board = next(d for d in dashboards() if d.uid == "radiounet-pipeline")
+    panel = next(p for p in board.panels() if p.title.startswith("Dead letters per second"))
+    target = panel.targets[0]
+    series = (
+        Series({"stage": "fetcher", "reason": "outside_footprint"}, 0.25),
+        Series({"stage": "fetcher", "reason": "bad_message"}, 0.0),
+        Series({"stage": "tiler", "reason": "invalid_cutout"}, 0.0),
+    )
+    result = Evaluated(board, panel, "A", target, target.expr.text, series)
+    lines = format_table([result]).splitlines()
+    assert lines[0] == board.title
+    assert "fetcher: outside_footprint" in lines[1] and lines[1].endswith("0.25/s")
+    assert lines[2].split() == ["...", "2", "more", "(2", "at", "0)"]
+    assert len(lines) == 3
+    # All at zero: one of them is shown, so the panel still says "0", not "no data".
+    quiet = Evaluated(board, panel, "A", target, target.expr.text, series[1:])
+    lines = format_table([quiet]).splitlines()
+    assert "fetcher: bad_message" in lines[1] and lines[2].split()[:3] == ["...", "1", "more"]

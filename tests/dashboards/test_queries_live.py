@@ -193,9 +193,11 @@ def _series(evaluated: list[Evaluated], title: str, ref_id: str = "A") -> list[A
 
 def test_values_reflect_the_run(evaluated: list[Evaluated]) -> None:
     letters = _series(evaluated, "Dead letters per second by stage and reason")
-    assert {(labels["stage"], labels["reason"]) for labels, _ in letters} == {
+    # Every stage's known reasons exist from its start, at zero; only one moved.
+    assert {(labels["stage"], labels["reason"]) for labels, v in letters if v > 0} == {
         ("fetcher", "outside_footprint")
     }
+    assert ("tiler", "invalid_cutout") in {(lb["stage"], lb["reason"]) for lb, _ in letters}
     ((_, last_hour),) = _series(evaluated, "Dead letters, last hour")
     assert last_hour >= 1  # the second one (the first made the series appear)
     retries = _series(evaluated, "Retries per second by stage and reason")
@@ -240,6 +242,7 @@ def test_show_prints_every_panel(
     assert re.search(
         r"Dead letters per second by stage and reason +fetcher: outside_footprint", out
     )
+    assert re.search(r"\.\.\. +\d+ more \(\d+ at 0\)", out)  # the series still at zero
 
 
 def test_a_query_prometheus_rejects_is_one_clear_error(stack: LocalStack) -> None:

@@ -185,9 +185,15 @@ def format_table(results: Iterable[Evaluated], *, max_series: int = 12) -> str:
             why = "needs the DCGM exporter" if result.panel.needs_dcgm else "no series"
             rows_text = [(result.ref_id, f"(no data: {why})")]
         else:
-            rows_text = [(name, format_value(v, result.panel.unit)) for name, v in rows]
+            # Stages create their series at zero: list what moved, count the rest.
+            moved = [(name, v) for name, v in rows if v != 0] or rows[:1]
+            rows_text = [(name, format_value(v, result.panel.unit)) for name, v in moved]
             if len(rows_text) > max_series:
-                rows_text = [*rows_text[:max_series], ("...", f"{len(rows) - max_series} more")]
+                rows_text = rows_text[:max_series]
+            hidden = len(rows) - len(rows_text)
+            if hidden:
+                at_zero = len(rows) - len(moved)
+                rows_text.append(("...", f"{hidden} more ({at_zero} at 0)"))
         for name, text in rows_text:
             title = result.panel.title if result.panel.title != panel_title else ""
             panel_title = result.panel.title
