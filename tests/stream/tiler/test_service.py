@@ -101,16 +101,28 @@ def test_prefetched_work_is_used_and_equals_work_done_on_the_spot(stage, store) 
         assert np.nanmin(after) >= 0 and np.nanmax(after) <= 1
 
 
-def test_a_prefetch_for_another_message_is_dropped(stage, store) -> None:
-    a, b = _cutout(store, "drop-a"), _cutout(store, "drop-b")
+def test_in_the_runners_order_each_cutout_is_worked_on_once(stage, store) -> None:
+    a, b, c = (_cutout(store, f"seq-{x}") for x in "abc")
     calls = _counting(stage)
+    # The runner offers message i+1, then handles message i.
+    stage.prefetch(b)
+    chunks_a = _chunks(stage.handle(a, _ctx(0)))
+    stage.prefetch(c)
+    chunks_b = _chunks(stage.handle(b, _ctx(1)))
+    chunks_c = _chunks(stage.handle(c, _ctx(2)))
+    assert sorted(calls) == ["seq-a", "seq-b", "seq-c"]
+    assert [len(x) for x in (chunks_a, chunks_b, chunks_c)] == [3, 3, 3]
+    assert not stage._ahead
+
+
+def test_unused_prefetches_are_dropped(stage, store) -> None:
+    a, b, c = (_cutout(store, f"drop-{x}") for x in "abc")
     stage.prefetch(a)
-    stage.prefetch(b)  # the runner moved on: the look-ahead is now b
-    chunks = _chunks(stage.handle(a, _ctx(0)))
-    assert len(chunks) == 3 and calls.count("drop-a") >= 1
-    assert stage._ahead.keys() == {b.SerializeToString()}
+    stage.prefetch(b)
+    stage.prefetch(c)  # a was never handled (e.g. skipped after a rebalance): evicted
+    assert list(stage._ahead) == [b.SerializeToString(), c.SerializeToString()]
     stage.partitions_revoked({("t.cutouts", 0)})
-    assert stage._ahead == {}
+    assert not stage._ahead
 
 
 def test_a_failed_prefetch_is_redone_and_raises_in_handle(stage, store) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 #: Tiles per Predict call and per chunk message (2.4 MB of float32 each way).
 DEFAULT_CHUNK_TILES = 16
 DEFAULT_MAX_IN_FLIGHT = 4
+#: Prefetched messages kept: the one about to be handled and the one after it.
+_LOOK_AHEAD_KEPT = 2
 
 
 @dataclass(frozen=True)
@@ -84,7 +87,7 @@ class TilerStage:
         self._lock = threading.Lock()
         # One message of look-ahead: its work runs while the current one finishes.
         self._ahead_pool = ThreadPoolExecutor(1, thread_name_prefix="prefetch")
-        self._ahead: dict[bytes, Future[_Work]] = {}
+        self._ahead: OrderedDict[bytes, Future[_Work]] = OrderedDict()
         tm.TILES.labels(self.name)
         if isinstance(getattr(client, "model_name", None), str):
             tm.MODEL_REQUEST_SECONDS.labels(client.model_name)
@@ -111,11 +114,15 @@ class TilerStage:
         and succeeded, and otherwise does the work itself (raising its errors).
         """
         key = message.SerializeToString()
+        stale = []
         with self._lock:
             if key in self._ahead:
                 return
-            stale = list(self._ahead.values())
-            self._ahead = {key: self._ahead_pool.submit(self._work, message)}
+            self._ahead[key] = self._ahead_pool.submit(self._work, message)
+            # The runner offers message i+1 before handling message i, whose own
+            # prefetch (offered one step earlier) must survive until then: keep two.
+            while len(self._ahead) > _LOOK_AHEAD_KEPT:
+                stale.append(self._ahead.popitem(last=False)[1])
         for future in stale:
             future.cancel()
 
@@ -183,7 +190,7 @@ class TilerStage:
 
     def _drop_prefetched(self) -> None:
         with self._lock:
-            stale, self._ahead = list(self._ahead.values()), {}
+            stale, self._ahead = list(self._ahead.values()), OrderedDict()
         for future in stale:
             future.cancel()
 
