@@ -20,3 +20,23 @@ def tiny_model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = build_radio_unet(base_filters=2, tile=192)
     export_saved_model(model, repo, ModelMetadata(base_filters=2, description="tiny test model"))
     return repo
+
+
+@pytest.fixture(scope="session")
+def served_tiny_model_repo(tiny_model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of ``tiny_model_repo`` with the ``models.config`` a local stack serves."""
+    import shutil
+
+    repo = tmp_path_factory.mktemp("served-model-repo")
+    shutil.copytree(tiny_model_repo / "radio_unet", repo / "radio_unet")
+    (repo / "models.config").write_text(
+        "model_config_list {\n"
+        "  config {\n"
+        '    name: "radio_unet"\n'
+        f'    base_path: "{(repo / "radio_unet").resolve()}"\n'
+        '    model_platform: "tensorflow"\n'
+        "    model_version_policy { latest { num_versions: 1 } }\n"
+        "  }\n"
+        "}\n"
+    )
+    return repo

@@ -17,7 +17,6 @@ import functools
 import json
 import math
 import re
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -69,20 +68,8 @@ def pointing(pointing_id: str, *, ra_deg: float, dec_deg: float) -> pb.Pointing:
 
 
 @pytest.fixture(scope="module")
-def model_repo(tiny_model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny model, with the ``models.config`` the stack serves."""
-    repo = tmp_path_factory.mktemp("dashboards-model-repo")
-    shutil.copytree(tiny_model_repo / "radio_unet", repo / "radio_unet")
-    (repo / "models.config").write_text(
-        "model_config_list {\n"
-        "  config {\n"
-        '    name: "radio_unet"\n'
-        f'    base_path: "{(repo / "radio_unet").resolve()}"\n'
-        '    model_platform: "tensorflow"\n'
-        "  }\n"
-        "}\n"
-    )
-    return repo
+def model_repo(served_tiny_model_repo: Path) -> Path:
+    return served_tiny_model_repo
 
 
 @pytest.fixture(scope="module")

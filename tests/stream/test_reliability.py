@@ -24,7 +24,6 @@ Timeouts are generous (a loaded 2-core CI machine) and nothing asserts on time.
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -75,21 +74,8 @@ KILL_AFTER = 10
 
 
 @pytest.fixture(scope="module")
-def model_repo(tiny_model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A copy of the tiny model repository with the ``models.config`` the stack serves."""
-    repo = tmp_path_factory.mktemp("reliability-model-repo")
-    shutil.copytree(tiny_model_repo / "radio_unet", repo / "radio_unet")
-    (repo / "models.config").write_text(
-        "model_config_list {\n"
-        "  config {\n"
-        '    name: "radio_unet"\n'
-        f'    base_path: "{(repo / "radio_unet").resolve()}"\n'
-        '    model_platform: "tensorflow"\n'
-        "    model_version_policy { latest { num_versions: 1 } }\n"
-        "  }\n"
-        "}\n"
-    )
-    return repo
+def model_repo(served_tiny_model_repo: Path) -> Path:
+    return served_tiny_model_repo
 
 
 @pytest.fixture(scope="module")

@@ -31,17 +31,6 @@ def reference(tiny_model_repo: Path) -> SavedModelPredictor:
     return SavedModelPredictor(tiny_model_repo)
 
 
-@pytest.fixture(scope="module")
-def server(tiny_model_repo: Path) -> Iterator[ModelServer]:
-    with serve(
-        single_model_config("radio_unet", tiny_model_repo / "radio_unet"),
-        host="127.0.0.1",
-        port=0,
-        file_system_poll_wait_seconds=0,
-    ) as running:
-        yield running
-
-
 @pytest.fixture
 def client(server: ModelServer) -> Iterator[ModelClient]:
     with ModelClient(server.target, retry=_FAST) as c:

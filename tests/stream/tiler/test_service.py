@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,24 +12,12 @@ from radiounet.stream.errors import PermanentError
 from radiounet.stream.fetcher.request import CutoutRequest
 from radiounet.stream.fetcher.simulated_source import SimulatedSkySource
 from radiounet.stream.fits_objects import fits_bytes
-from radiounet.stream.model_server.config import single_model_config
-from radiounet.stream.model_server.server import ModelServer, serve
+from radiounet.stream.model_server.server import ModelServer
 from radiounet.stream.proto import pipeline_pb2 as pb
 from radiounet.stream.runner import Context, RecordId
 from radiounet.stream.tiler.model_client import ModelClient
 from radiounet.stream.tiler.service import TilerStage
 from radiounet.stream.topics import TILE_CHUNKS
-
-
-@pytest.fixture(scope="module")
-def server(tiny_model_repo: Path) -> Iterator[ModelServer]:
-    with serve(
-        single_model_config("radio_unet", tiny_model_repo / "radio_unet"),
-        host="127.0.0.1",
-        port=0,
-        file_system_poll_wait_seconds=0,
-    ) as running:
-        yield running
 
 
 @pytest.fixture
