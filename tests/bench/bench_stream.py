@@ -603,6 +603,7 @@ def run_stack(
             source=source[0],
             source_args=source[1],
             model_server_args=tuple(args.model_server_args.split()),
+            tiler_args=tuple(args.tiler_args.split()),
             stop_at_exit=not args.keep,
         )
     )
@@ -822,6 +823,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for results")
     parser.add_argument("--seed", type=int, default=0, help="seed of the pointings")
     parser.add_argument("--keep", action="store_true", help="leave the stacks running")
+    parser.add_argument(
+        "--tiler-args", default="", help="extra tiler flags, e.g. '--chunk-tiles=32'"
+    )
     parser.add_argument(
         "--model-server-args",
         default="",
