@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,3 +42,16 @@ def served_tiny_model_repo(tiny_model_repo: Path, tmp_path_factory: pytest.TempP
         "}\n"
     )
     return repo
+
+
+@pytest.fixture(scope="session")
+def object_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The shared project object store (SeaweedFS S3); use a bucket of your own in it."""
+    from radiounet.stream.local.components import ObjectStore
+
+    store = ObjectStore(tmp_path_factory.mktemp("object-store"))
+    try:
+        store.start()
+        yield store
+    finally:
+        store.stop()

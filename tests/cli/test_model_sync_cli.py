@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,15 +17,10 @@ from radiounet.stream.local.components import ObjectStore
 RADIOUNET = Path(sys.executable).parent / "radiounet"
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectStore]:
-    """A private store: the streaming tests' shared one lives in tests/stream/conftest.py."""
-    running = ObjectStore(tmp_path_factory.mktemp("model-sync-store"))
-    try:
-        running.start()
-        yield running
-    finally:
-        running.stop()
+@pytest.fixture
+def store(object_store: ObjectStore) -> ObjectStore:
+    """The suite's shared object store (tests/conftest.py); each test gets its own bucket."""
+    return object_store
 
 
 @pytest.fixture

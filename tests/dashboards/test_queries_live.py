@@ -68,16 +68,13 @@ def pointing(pointing_id: str, *, ra_deg: float, dec_deg: float) -> pb.Pointing:
 
 
 @pytest.fixture(scope="module")
-def model_repo(served_tiny_model_repo: Path) -> Path:
-    return served_tiny_model_repo
-
-
-@pytest.fixture(scope="module")
-def stack(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def stack(
+    served_tiny_model_repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalStack]:
     local = LocalStack(
         StackConfig(
             data_dir=tmp_path_factory.mktemp("dashboards-stack"),
-            model_repo=model_repo,
+            model_repo=served_tiny_model_repo,
             source="simulated",
             tiler_args=("--chunk-tiles", "4"),
             topic_prefix="dash.",

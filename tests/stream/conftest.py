@@ -35,17 +35,6 @@ def _stop_all(components: list[ObjectStore | Broker | Prometheus]) -> None:
         component.stop()
 
 
-@pytest.fixture(scope="session")
-def object_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ObjectStore]:
-    """The shared project object store (SeaweedFS S3); use ``bucket`` for a private bucket."""
-    store = ObjectStore(tmp_path_factory.mktemp("object-store"))
-    try:
-        store.start()
-        yield store
-    finally:
-        store.stop()
-
-
 @pytest.fixture
 def bucket(object_store: ObjectStore) -> str:
     """A fresh, empty bucket in ``object_store``, unique to this test."""

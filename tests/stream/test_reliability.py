@@ -74,17 +74,14 @@ KILL_AFTER = 10
 
 
 @pytest.fixture(scope="module")
-def model_repo(served_tiny_model_repo: Path) -> Path:
-    return served_tiny_model_repo
-
-
-@pytest.fixture(scope="module")
-def stack(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+def stack(
+    served_tiny_model_repo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalStack]:
     """The module's stack, stopped at the end whatever happened."""
     local = LocalStack(
         StackConfig(
             data_dir=tmp_path_factory.mktemp("reliability-stack"),
-            model_repo=model_repo,
+            model_repo=served_tiny_model_repo,
             source="simulated",
             tilers=1,
             tiler_args=("--chunk-tiles", str(CHUNK_TILES)),
