@@ -12,9 +12,13 @@ from radiounet.core.tiling import (
     DEFAULT_TILE,
     AxisPlan,
     extract_tiles,
+    kept_size,
+    kept_windows,
+    pack_kept,
     place_tiles,
     reassemble,
     tile_grid,
+    unpack_kept,
 )
 
 PROPERTY = settings(max_examples=60, deadline=None, database=None)
@@ -95,6 +99,43 @@ def test_identity_model_reassembles_input_exactly_other_tiles(
     tile, stride = tile_stride
     image = random_image((ny, nx), seed)
     np.testing.assert_array_equal(identity_reassembly(image, tile=tile, stride=stride), image)
+
+
+@PROPERTY
+@given(
+    ny=st.integers(1, 200),
+    nx=st.integers(1, 200),
+    tile_stride=even_tile_stride,
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_packed_kept_pixels_hold_each_map_pixel_once_and_unpack_to_reassemble(
+    ny: int, nx: int, tile_stride: tuple[int, int], seed: int
+) -> None:
+    tile, stride = tile_stride
+    grid = tile_grid((ny, nx), tile=tile, stride=stride)
+    tiles = np.random.default_rng(seed).random((len(grid), tile, tile), dtype=np.float32)
+    out = np.full((ny, nx), np.nan, np.float32)
+    split = len(grid) // 2  # two chunks, as a tiler sends them
+    total = 0
+    for indices in (range(split), range(split, len(grid))):
+        packed = pack_kept(tiles[indices.start : indices.stop], grid, indices)
+        assert packed.shape == (kept_size(grid, indices),)
+        total += packed.size
+        windows = kept_windows(grid, indices)
+        for (image_win, _), part in zip(windows, unpack_kept(packed, grid, indices), strict=True):
+            assert np.isnan(out[image_win]).all()  # no pixel is written twice
+            out[image_win] = part
+    assert total == ny * nx
+    np.testing.assert_array_equal(out, reassemble(tiles, grid))
+
+
+def test_unpack_kept_refuses_an_array_of_the_wrong_length() -> None:
+    grid = tile_grid((960, 960))
+    # Tile 0 keeps 144 x 144 pixels (its outer margin too), tile 1 144 x 96.
+    assert kept_size(grid, range(2)) == 144 * 144 + 144 * 96
+    message = r"expected 34560 kept pixels for tiles 0-1, got an array of shape \(34559,\)"
+    with pytest.raises(ValueError, match=message):
+        unpack_kept(np.zeros(34559, np.float16), grid, range(2))
 
 
 @PROPERTY

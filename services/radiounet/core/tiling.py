@@ -29,9 +29,13 @@ __all__ = [
     "AxisPlan",
     "TileGrid",
     "extract_tiles",
+    "kept_size",
+    "kept_windows",
+    "pack_kept",
     "place_tiles",
     "reassemble",
     "tile_grid",
+    "unpack_kept",
 ]
 
 DEFAULT_TILE = 192
@@ -175,12 +179,8 @@ def place_tiles(
         raise ValueError(
             f"expected {len(indices)} tiles of {grid.tile}x{grid.tile}, got {tiles.shape}"
         )
-    for n, k in enumerate(indices):
-        iy, ix = divmod(k, grid.nx)
-        y0, x0 = grid.y.origins[iy], grid.x.origins[ix]
-        ys, ye = grid.y.keep_start[iy], grid.y.keep_stop[iy]
-        xs, xe = grid.x.keep_start[ix], grid.x.keep_stop[ix]
-        out[ys:ye, xs:xe] = tiles[n, ys - y0 : ye - y0, xs - x0 : xe - x0]
+    for n, (image_win, tile_win) in enumerate(kept_windows(grid, indices)):
+        out[image_win] = tiles[n][tile_win]
 
 
 def reassemble(tiles: NDArray[np.floating], grid: TileGrid) -> NDArray[np.float32]:
@@ -190,3 +190,97 @@ def reassemble(tiles: NDArray[np.floating], grid: TileGrid) -> NDArray[np.float3
     out = np.empty(grid.shape, dtype=np.float32)
     place_tiles(out, grid, range(len(grid)), tiles)
     return out
+
+
+def kept_windows(
+    grid: TileGrid, indices: range | list[int]
+) -> list[tuple[tuple[slice, slice], tuple[slice, slice]]]:
+    """For each tile of ``indices``: the image window it contributes, and that window in the tile.
+
+    Each item is ``((image_rows, image_cols), (tile_rows, tile_cols))``.
+    """
+    out = []
+    for k in indices:
+        iy, ix = divmod(k, grid.nx)
+        y0, x0 = grid.y.origins[iy], grid.x.origins[ix]
+        ys, ye = grid.y.keep_start[iy], grid.y.keep_stop[iy]
+        xs, xe = grid.x.keep_start[ix], grid.x.keep_stop[ix]
+        out.append(
+            (
+                (slice(ys, ye), slice(xs, xe)),
+                (slice(ys - y0, ye - y0), slice(xs - x0, xe - x0)),
+            )
+        )
+    return out
+
+
+def kept_size(grid: TileGrid, indices: range | list[int]) -> int:
+    """Number of map pixels the tiles ``indices`` contribute (the length of :func:`pack_kept`)."""
+    return sum(
+        (rows.stop - rows.start) * (cols.stop - cols.start)
+        for (rows, cols), _ in kept_windows(grid, indices)
+    )
+
+
+def pack_kept(
+    tiles: NDArray[np.floating], grid: TileGrid, indices: range | list[int]
+) -> NDArray[np.floating]:
+    """Only the pixels each tile contributes to the map, tile after tile, as one 1-D array.
+
+    A 960 px cutout's 81 tiles of 192 px keep 31% of their pixels; the rest is
+    never read by the reassembly, so it need not be stored or moved.
+    :func:`unpack_kept` is the inverse.
+
+    >>> grid = tile_grid((300, 300), tile=192, stride=96)
+    >>> tiles = np.random.default_rng(1).random((len(grid), 192, 192), dtype=np.float32)
+    >>> packed = pack_kept(tiles, grid, range(len(grid)))
+    >>> packed.shape == (300 * 300,)
+    True
+    >>> out = np.empty((300, 300), np.float32)
+    >>> for (image_win, _), part in zip(kept_windows(grid, range(len(grid))),
+    ...                                 unpack_kept(packed, grid, range(len(grid)))):
+    ...     out[image_win] = part
+    >>> bool(np.array_equal(out, reassemble(tiles, grid)))
+    True
+    """
+    if tiles.shape != (len(indices), grid.tile, grid.tile):
+        raise ValueError(
+            f"expected {len(indices)} tiles of {grid.tile}x{grid.tile}, got {tiles.shape}"
+        )
+    parts = [
+        tiles[n][tile_win].ravel() for n, (_, tile_win) in enumerate(kept_windows(grid, indices))
+    ]
+    return np.concatenate(parts) if parts else np.empty(0, dtype=tiles.dtype)
+
+
+def unpack_kept(
+    packed: NDArray[np.floating], grid: TileGrid, indices: range | list[int]
+) -> list[NDArray[np.floating]]:
+    """Split a :func:`pack_kept` array into each tile's 2-D kept window (views, tile order).
+
+    Raises
+    ------
+    ValueError
+        If ``packed`` is not 1-D with exactly :func:`kept_size` values.
+    """
+    windows = kept_windows(grid, indices)
+    want = sum((r.stop - r.start) * (c.stop - c.start) for (r, c), _ in windows)
+    if packed.shape != (want,):
+        raise ValueError(
+            f"expected {want} kept pixels for tiles {_describe_indices(indices)}, "
+            f"got an array of shape {packed.shape}"
+        )
+    out = []
+    offset = 0
+    for (rows, cols), _ in windows:
+        shape = (rows.stop - rows.start, cols.stop - cols.start)
+        size = shape[0] * shape[1]
+        out.append(packed[offset : offset + size].reshape(shape))
+        offset += size
+    return out
+
+
+def _describe_indices(indices: range | list[int]) -> str:
+    if not len(indices):
+        return "(none)"
+    return f"{indices[0]}-{indices[-1]}" if len(indices) > 1 else str(indices[0])

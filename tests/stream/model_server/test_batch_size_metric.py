@@ -57,7 +57,7 @@ def test_batches_of_known_sizes_land_in_their_buckets() -> None:
     model = _GatedModel()
     batcher = Batcher(
         model,
-        BatchingOptions(max_batch_size=64, batch_timeout_micros=0),
+        BatchingOptions(max_batch_size=64, batch_timeout_micros=0, num_batch_threads=1),
         processed_batch_size=sampler,
     )
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -84,7 +85,9 @@ def test_close_runs_what_is_queued(model: _Model) -> None:
 def test_refusals(model: _Model) -> None:
     gate = threading.Event()
     model.gate = gate
-    options = BatchingOptions(max_batch_size=4, batch_timeout_micros=0, max_enqueued_batches=1)
+    options = BatchingOptions(
+        max_batch_size=4, batch_timeout_micros=0, max_enqueued_batches=1, num_batch_threads=1
+    )
     batcher = Batcher(model, options)
     try:
         with pytest.raises(ServingError, match="Task size 5 is larger than maximum input batch"):
@@ -103,6 +106,32 @@ def test_refusals(model: _Model) -> None:
         batcher.close()
     assert running.result(timeout=30)["y"].shape == (4, 1)
     assert queued.result(timeout=30)["y"].shape == (4, 1)
+
+
+def test_batch_threads_default_to_the_cpus_and_run_batches_at_once() -> None:
+    assert BatchingOptions().num_batch_threads == len(os.sched_getaffinity(0))  # as TF Serving
+    inside = threading.Semaphore(0)
+    gate = threading.Event()
+
+    def held(inputs: Mapping[str, NDArray[Any]]) -> dict[str, NDArray[Any]]:
+        inside.release()
+        gate.wait(30)
+        return {"y": inputs["x"] * 2}
+
+    options = BatchingOptions(max_batch_size=2, batch_timeout_micros=0, num_batch_threads=2)
+    batcher = Batcher(held, options)
+    try:
+        futures = [batcher.submit(_rows(10 * i, 2)) for i in range(2)]
+        # Both full batches are inside the model together: two threads run them.
+        assert inside.acquire(timeout=30) and inside.acquire(timeout=30)
+        gate.set()
+        for i, future in enumerate(futures):
+            np.testing.assert_array_equal(
+                future.result(timeout=30)["y"][:, 0], [20 * i, 20 * i + 2]
+            )
+    finally:
+        gate.set()
+        batcher.close()
 
 
 def test_model_errors_reach_every_request() -> None:

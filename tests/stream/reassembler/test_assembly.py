@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from radiounet.core.tiling import reassemble, tile_grid
+from radiounet.core.tiling import kept_size, pack_kept, reassemble, tile_grid
 from radiounet.stream.keys import chunk_key
 from radiounet.stream.proto import pipeline_pb2 as pb
 from radiounet.stream.reassembler.assembly import ChunkError, ChunkLayout, PointingAssembly
@@ -76,10 +76,18 @@ def feed(
     parts: list[tuple[int, int, int, int]],
     shape: tuple[int, int],
     start_record: int = 0,
+    kept: Callable[[], bool] = lambda: False,
 ) -> None:
+    """Add ``parts`` of ``tiles``; each as kept pixels (what the tiler sends) if ``kept()``."""
+    grid = tile_grid(shape, tile=TILE, stride=STRIDE)
     for n, (first, count, index, n_chunks) in enumerate(parts):
-        chunk = make_chunk(first, count, index=index, n_chunks=n_chunks, shape=shape)
-        assembly.add(chunk, tiles[first : first + count], start_record + n)
+        array = tiles[first : first + count]
+        layout = pb.TILE_LAYOUT_FULL
+        if kept():
+            array = pack_kept(array, grid, range(first, first + count))
+            layout = pb.TILE_LAYOUT_KEPT
+        chunk = make_chunk(first, count, index=index, n_chunks=n_chunks, shape=shape, layout=layout)
+        assembly.add(chunk, array, start_record + n)
 
 
 # --- reproduces reassemble() -----------------------------------------------------------------
@@ -205,7 +213,8 @@ def test_any_chunking_order_and_duplication_reproduces_reassemble(
     covered = np.zeros(total, dtype=bool)
     for record, part in enumerate(parts):
         assert assembly.complete == covered.all()
-        feed(assembly, tiles, [part], shape, start_record=record)
+        # Whole tiles (older tilers, replayed topics) and kept pixels mix freely.
+        feed(assembly, tiles, [part], shape, start_record=record, kept=lambda: rng.random() < 0.5)
         covered[part[0] : part[0] + part[1]] = True
     assert assembly.complete
     np.testing.assert_array_equal(
@@ -281,6 +290,23 @@ def test_a_chunk_with_a_bad_range_or_array(
     with pytest.raises(ChunkError) as info:
         assembly.add(make_chunk(first, count, index=index, n_chunks=n), tiles[array], 1)
     assert message in str(info.value)
+
+
+def test_kept_pixels_reproduce_reassemble_and_a_wrong_length_is_refused(
+    started: tuple[PointingAssembly[int], np.ndarray],
+) -> None:
+    assembly, tiles = started
+    grid = tile_grid((40, 56), tile=TILE, stride=STRIDE)
+    packed = pack_kept(tiles[4:8], grid, range(4, 8))
+    assert packed.shape == (kept_size(grid, range(4, 8)),) and packed.size < 4 * TILE * TILE
+    short = make_chunk(4, 4, index=1, n_chunks=3, layout=pb.TILE_LAYOUT_KEPT)
+    with pytest.raises(ChunkError) as info:
+        assembly.add(short, packed[:-1], 1)
+    assert f"array of shape ({packed.size - 1},), expected ({packed.size},)" in str(info.value)
+    assert "TILE_LAYOUT_KEPT" in str(info.value)
+    assert assembly.placed_tiles == 4  # unchanged by the refused chunk
+    feed(assembly, tiles, [(4, 4, 1, 3), (8, 16, 2, 3)], (40, 56), 1, kept=lambda: True)
+    np.testing.assert_array_equal(assembly.probability(), reassemble(tiles, grid))
 
 
 def test_a_duplicate_with_another_tile_range(

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from radiounet.core.tiling import kept_size, tile_grid
 from radiounet.stream.errors import PermanentError
 from radiounet.stream.fetcher.request import CutoutRequest
 from radiounet.stream.fetcher.simulated_source import SimulatedSkySource
@@ -81,9 +82,14 @@ def test_prefetched_work_is_used_and_equals_work_done_on_the_spot(stage, store) 
     again = _chunks(stage.handle(a, _ctx(2)))
     assert calls == ["pre-b", "pre-a"]
     assert [c.probabilities.key for c in again] == [c.probabilities.key for c in on_the_spot]
+    grid = tile_grid((a.ny, a.nx))
+    # Only the pixels the reassembly keeps are stored: together, each map pixel once.
+    assert sum(t.size for t in tiles_a) == 384 * 384
     for chunk, before in zip(again, tiles_a, strict=True):
         after = store.get_array(chunk.probabilities)
-        assert after.shape == (chunk.tile_count, 192, 192)
+        assert chunk.layout == pb.TILE_LAYOUT_KEPT
+        tiles = range(chunk.first_tile, chunk.first_tile + chunk.tile_count)
+        assert after.shape == (kept_size(grid, tiles),)
         np.testing.assert_array_equal(after, before)
         assert np.nanmin(after) >= 0 and np.nanmax(after) <= 1
 

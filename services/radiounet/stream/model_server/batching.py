@@ -14,13 +14,14 @@ Every batch is counted, by its number of examples, in TF Serving's
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import grpc
@@ -33,6 +34,14 @@ from .status import ServingError
 __all__ = ["Batcher", "BatchingOptions", "parse_batching_parameters"]
 
 Arrays = Mapping[str, NDArray[Any]]
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (TF Serving's ``port::MaxParallelism``)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -48,8 +57,9 @@ class BatchingOptions:
     batch_timeout_micros : int
         Longest the oldest queued request waits for others, µs.
     num_batch_threads : int
-        Model calls that may run at once (1 suits a few CPU cores: TensorFlow
-        already spreads one call over them).
+        Model calls that may run at once; by default, as in TF Serving, the
+        CPUs this process may use (one call's serial parts leave cores idle
+        that another call fills).
     max_enqueued_batches : int
         Queue bound, in batches of ``max_batch_size``.
     """
@@ -57,7 +67,7 @@ class BatchingOptions:
     enabled: bool = True
     max_batch_size: int = 64
     batch_timeout_micros: int = 5_000
-    num_batch_threads: int = 1
+    num_batch_threads: int = field(default_factory=available_cpus)
     max_enqueued_batches: int = 100
 
     def __post_init__(self) -> None:
@@ -69,6 +79,8 @@ class BatchingOptions:
 
 
 _FIELD = re.compile(r"(\w+)\s*\{\s*value\s*:\s*(\w+)\s*\}")
+
+
 _KNOWN = ("max_batch_size", "batch_timeout_micros", "num_batch_threads", "max_enqueued_batches")
 
 
@@ -78,7 +90,9 @@ def parse_batching_parameters(text: str, base: BatchingOptions | None = None) ->
     Fields other than the four of :class:`BatchingOptions` (such as
     ``allowed_batch_sizes``, padding) are accepted and ignored.
 
-    >>> parse_batching_parameters("max_batch_size { value: 32 } batch_timeout_micros { value: 0 }")
+    >>> parse_batching_parameters(
+    ...     "max_batch_size { value: 32 } batch_timeout_micros { value: 0 } "
+    ...     "num_batch_threads { value: 1 }")
     BatchingOptions(enabled=True, max_batch_size=32, batch_timeout_micros=0, \
 num_batch_threads=1, max_enqueued_batches=100)
     """

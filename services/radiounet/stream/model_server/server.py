@@ -352,7 +352,12 @@ def build_parser(
     flag("monitoring_port", int, 0, "[stand-in] HTTP port of the metrics (0: --rest_api_port)")
     flag("max_batch_size", int, None, "[stand-in] overrides the batching file (default 64)")
     flag("batch_timeout_micros", int, None, "[stand-in] overrides the batching file (5000)")
-    flag("num_batch_threads", int, None, "[stand-in] overrides the batching file (1)")
+    flag(
+        "num_batch_threads",
+        int,
+        None,
+        "[stand-in] overrides the batching file (default: the CPUs, as TF Serving)",
+    )
     flag("max_enqueued_batches", int, None, "[stand-in] overrides the batching file (100)")
     flag("max_message_bytes", int, 256 * 2**20, "[stand-in] gRPC message size limit")
     flag("shutdown_grace_seconds", float, 10.0, "[stand-in] time in-flight requests get on stop")

@@ -1,10 +1,18 @@
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class TileLayout(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TILE_LAYOUT_FULL: _ClassVar[TileLayout]
+    TILE_LAYOUT_KEPT: _ClassVar[TileLayout]
+TILE_LAYOUT_FULL: TileLayout
+TILE_LAYOUT_KEPT: TileLayout
 
 class ObjectRef(_message.Message):
     __slots__ = ("bucket", "key", "etag", "size_bytes", "content_type", "shape", "dtype")
@@ -83,7 +91,7 @@ class Cutout(_message.Message):
     def __init__(self, pointing: _Optional[_Union[Pointing, _Mapping]] = ..., fits: _Optional[_Union[ObjectRef, _Mapping]] = ..., ny: _Optional[int] = ..., nx: _Optional[int] = ..., source: _Optional[str] = ..., fetched_unix_ms: _Optional[int] = ...) -> None: ...
 
 class TileChunk(_message.Message):
-    __slots__ = ("pointing", "cutout", "probabilities", "chunk_index", "chunk_count", "first_tile", "tile_count", "total_tiles", "tile_size", "stride", "image_ny", "image_nx", "model", "profile", "unit_scale")
+    __slots__ = ("pointing", "cutout", "probabilities", "chunk_index", "chunk_count", "first_tile", "tile_count", "total_tiles", "tile_size", "stride", "image_ny", "image_nx", "model", "profile", "unit_scale", "layout")
     POINTING_FIELD_NUMBER: _ClassVar[int]
     CUTOUT_FIELD_NUMBER: _ClassVar[int]
     PROBABILITIES_FIELD_NUMBER: _ClassVar[int]
@@ -99,6 +107,7 @@ class TileChunk(_message.Message):
     MODEL_FIELD_NUMBER: _ClassVar[int]
     PROFILE_FIELD_NUMBER: _ClassVar[int]
     UNIT_SCALE_FIELD_NUMBER: _ClassVar[int]
+    LAYOUT_FIELD_NUMBER: _ClassVar[int]
     pointing: Pointing
     cutout: ObjectRef
     probabilities: ObjectRef
@@ -114,7 +123,8 @@ class TileChunk(_message.Message):
     model: ModelRef
     profile: str
     unit_scale: float
-    def __init__(self, pointing: _Optional[_Union[Pointing, _Mapping]] = ..., cutout: _Optional[_Union[ObjectRef, _Mapping]] = ..., probabilities: _Optional[_Union[ObjectRef, _Mapping]] = ..., chunk_index: _Optional[int] = ..., chunk_count: _Optional[int] = ..., first_tile: _Optional[int] = ..., tile_count: _Optional[int] = ..., total_tiles: _Optional[int] = ..., tile_size: _Optional[int] = ..., stride: _Optional[int] = ..., image_ny: _Optional[int] = ..., image_nx: _Optional[int] = ..., model: _Optional[_Union[ModelRef, _Mapping]] = ..., profile: _Optional[str] = ..., unit_scale: _Optional[float] = ...) -> None: ...
+    layout: TileLayout
+    def __init__(self, pointing: _Optional[_Union[Pointing, _Mapping]] = ..., cutout: _Optional[_Union[ObjectRef, _Mapping]] = ..., probabilities: _Optional[_Union[ObjectRef, _Mapping]] = ..., chunk_index: _Optional[int] = ..., chunk_count: _Optional[int] = ..., first_tile: _Optional[int] = ..., tile_count: _Optional[int] = ..., total_tiles: _Optional[int] = ..., tile_size: _Optional[int] = ..., stride: _Optional[int] = ..., image_ny: _Optional[int] = ..., image_nx: _Optional[int] = ..., model: _Optional[_Union[ModelRef, _Mapping]] = ..., profile: _Optional[str] = ..., unit_scale: _Optional[float] = ..., layout: _Optional[_Union[TileLayout, str]] = ...) -> None: ...
 
 class ProbabilityMap(_message.Message):
     __slots__ = ("pointing", "map", "quicklook", "cutout", "model", "n_tiles")

@@ -41,7 +41,14 @@ import numpy as np
 from numpy.typing import NDArray
 
 from radiounet.core.normalisation import get_profile
-from radiounet.core.tiling import TileGrid, place_tiles, tile_grid
+from radiounet.core.tiling import (
+    TileGrid,
+    kept_size,
+    kept_windows,
+    place_tiles,
+    tile_grid,
+    unpack_kept,
+)
 from radiounet.stream.proto import pipeline_pb2 as pb
 
 __all__ = ["ChunkError", "ChunkLayout", "PointingAssembly"]
@@ -192,8 +199,10 @@ class PointingAssembly(Generic[R]):
         chunk : TileChunk
             The chunk's message.
         tiles : ndarray
-            Its probabilities, ``(tile_count, tile_size, tile_size)`` floats in
-            [0, 1] (NaN where the input was blank).
+            Its probabilities, floats in [0, 1] (NaN where the input was blank):
+            ``(tile_count, tile_size, tile_size)`` for ``TILE_LAYOUT_FULL``, the
+            1-D :func:`~radiounet.core.tiling.pack_kept` array for
+            ``TILE_LAYOUT_KEPT``.
         record : hashable
             What names the chunk's message, returned by :attr:`records`.
 
@@ -233,9 +242,16 @@ class PointingAssembly(Generic[R]):
                 f"{where}: an earlier chunk with the same probabilities object "
                 f"({object_key}) covered tiles {earlier[0]}-{earlier[0] + earlier[1] - 1}"
             )
-        t = self.grid.tile
-        if tiles.shape != (count, t, t):
-            raise ChunkError(f"{where}: array of shape {tiles.shape}, expected {(count, t, t)}")
+        indices = range(first, first + count)
+        if chunk.layout == pb.TILE_LAYOUT_KEPT:
+            want: tuple[int, ...] = (kept_size(self.grid, indices),)
+        elif chunk.layout == pb.TILE_LAYOUT_FULL:
+            want = (count, self.grid.tile, self.grid.tile)
+        else:
+            raise ChunkError(f"{where}: unknown tile layout {chunk.layout}")
+        if tiles.shape != want:
+            layout = pb.TileLayout.Name(chunk.layout)
+            raise ChunkError(f"{where}: array of shape {tiles.shape}, expected {want} ({layout})")
         if not np.issubdtype(tiles.dtype, np.floating):
             raise ChunkError(f"{where}: array of type {tiles.dtype}, expected floating point")
         # NaN (blank input) is allowed; comparisons with NaN are False, so it passes.
@@ -245,10 +261,19 @@ class PointingAssembly(Generic[R]):
         if object_key:
             self._ranges[object_key] = (first, count)
         self._records.add(record)
-        new = [k for k in range(first, first + count) if not self._placed[k]]
-        if new:
+        new = [k for k in indices if not self._placed[k]]
+        if not new:
+            return 0
+        if chunk.layout == pb.TILE_LAYOUT_KEPT:
+            windows = kept_windows(self.grid, indices)
+            for k, (image_win, _), part in zip(
+                indices, windows, unpack_kept(tiles, self.grid, indices), strict=True
+            ):
+                if not self._placed[k]:
+                    self._map[image_win] = part
+        else:
             place_tiles(self._map, self.grid, new, tiles[np.asarray(new) - first])
-            self._placed[new] = True
+        self._placed[new] = True
         return len(new)
 
     def probability(self) -> NDArray[np.float32]:
