@@ -663,18 +663,24 @@ def run_pipeline(
     catalogue = tmp_path / "clusters.csv"
     catalogue.write_text(CATALOGUE)
     # In tmp_path: no out/stack/stack.json there to fill in settings (the chart gives them all).
-    submitted = subprocess.run(
-        [*RADIOUNET, "submit", "--catalogue", str(catalogue), "--size", str(SIZE_PX)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
-    assert submitted.returncode == 0, submitted.stderr
-    ids = [line.split()[0] for line in submitted.stdout.splitlines()[1:]]
-    assert len(ids) == 3, submitted.stdout
+
+    def radiounet(*arguments: str) -> str:
+        """Run the CLI as a user would, with the fetcher's settings; its stdout."""
+        done = subprocess.run(
+            [*RADIOUNET, *arguments],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=TIMEOUT_S,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    submitted = radiounet("submit", "--catalogue", str(catalogue), "--size", str(SIZE_PX))
+    ids = [line.split()[0] for line in submitted.splitlines()[1:]]
+    assert len(ids) == 3, submitted
 
     bucket = env["RADIOUNET_BUCKET"]
     client = store.client()
@@ -688,17 +694,9 @@ def run_pipeline(
     finally:
         client._http.clear()  # no unclosed-socket warning later
 
-    done = subprocess.run(
-        [*RADIOUNET, "results", "--format", "json"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=TIMEOUT_S,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    rows = [r for r in json.loads(done.stdout) if r["pointing_id"] in ids]
+    rows = [
+        r for r in json.loads(radiounet("results", "--format", "json")) if r["pointing_id"] in ids
+    ]
     assert sorted(r["pointing_id"] for r in rows) == sorted(ids), rows
     classifier = program(render.container("classifier", "classifier"))[1]
     threshold = [a.split("=", 1)[1] for a in classifier if a.startswith("--threshold=")]

@@ -13,6 +13,7 @@ from radiounet.model.repository import default_model_repo
 from radiounet.stream import model_sync
 from radiounet.stream.errors import PermanentError, TransientError
 from radiounet.stream.local.components import ObjectStore as LocalStore
+from radiounet.stream.model_server.versions import list_versions
 from radiounet.stream.model_sync import (
     MARKER,
     VersionManifest,
@@ -82,23 +83,25 @@ def _keys(store: ObjectStore, prefix: str = "model_repo/") -> list[str]:
 
 def test_push_then_pull_gives_identical_files(client: ObjectStore, tmp_path: Path) -> None:
     repo = default_model_repo()
+    shipped = [f"radio_unet/{v}" for v in list_versions(repo / "radio_unet")]
+    assert shipped[:2] == ["radio_unet/1", "radio_unet/2"]
     first = push(client, repo)
     assert first.created_bucket is False  # the fixture's bucket exists
-    assert first.versions == ["radio_unet/1", "radio_unet/2"]
+    assert first.versions == shipped
     assert first.changed_versions == first.versions
     expected = _version_files(repo)
-    assert len(first.uploaded) == len(expected) + 2  # + one marker per version
+    assert len(first.uploaded) == len(expected) + len(shipped)  # + one marker per version
     assert first.uploaded[-1] == "model_repo/models.config"  # the config goes last
     assert first.uploaded_bytes == sum(len(v) for v in expected.values())
 
     dest = tmp_path / "models"
     report = pull(client, dest)
-    assert report.downloaded == ["radio_unet/1", "radio_unet/2"]
+    assert report.downloaded == shipped
     assert report.config_written and not report.present
     pulled = {k: v for k, v in _tree(dest).items() if not k.endswith(MARKER)}
     assert pulled == expected
     # Each version carries its manifest, the same as the stored one.
-    for label in ("radio_unet/1", "radio_unet/2"):
+    for label in shipped:
         local = json.loads((dest / label / MARKER).read_bytes())
         stored = json.loads(client.get_bytes(f"model_repo/{label}/{MARKER}"))
         assert local == stored
@@ -108,7 +111,7 @@ def test_push_then_pull_gives_identical_files(client: ObjectStore, tmp_path: Pat
         }
 
     again = pull(client, dest)
-    assert again.downloaded == [] and again.present == ["radio_unet/1", "radio_unet/2"]
+    assert again.downloaded == [] and again.present == shipped
     assert not again.config_written
 
 
