@@ -30,6 +30,13 @@ even_tile_stride = st.integers(min_value=1, max_value=32).flatmap(
         st.just(2 * half), st.integers(min_value=1, max_value=half).map(lambda s: 2 * s)
     )
 )
+#: An image of up to 200 x 200 px, any even tile/stride pair and a random seed.
+any_grid = given(
+    ny=st.integers(1, 200),
+    nx=st.integers(1, 200),
+    tile_stride=even_tile_stride,
+    seed=st.integers(0, 2**32 - 1),
+)
 
 
 def random_image(shape: tuple[int, int], seed: int) -> np.ndarray:
@@ -87,12 +94,7 @@ def test_identity_model_reassembles_input_exactly(ny: int, nx: int, seed: int) -
 
 
 @PROPERTY
-@given(
-    ny=st.integers(1, 200),
-    nx=st.integers(1, 200),
-    tile_stride=even_tile_stride,
-    seed=st.integers(0, 2**32 - 1),
-)
+@any_grid
 def test_identity_model_reassembles_input_exactly_other_tiles(
     ny: int, nx: int, tile_stride: tuple[int, int], seed: int
 ) -> None:
@@ -102,12 +104,7 @@ def test_identity_model_reassembles_input_exactly_other_tiles(
 
 
 @PROPERTY
-@given(
-    ny=st.integers(1, 200),
-    nx=st.integers(1, 200),
-    tile_stride=even_tile_stride,
-    seed=st.integers(0, 2**32 - 1),
-)
+@any_grid
 def test_packed_kept_pixels_hold_each_map_pixel_once_and_unpack_to_reassemble(
     ny: int, nx: int, tile_stride: tuple[int, int], seed: int
 ) -> None:

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from radiounet.stream.model_server.versions import list_versions
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVER_START_S = 240
 
@@ -94,9 +96,7 @@ def test_predict_round_trip_without_the_tf_runtime(model_server: str, services_v
     assert reply["runtime"] == []
     assert reply["tensorflow"].startswith(str(services_venv))
     # models.config serves the latest shipped version.
-    assert reply["version"] == max(
-        int(v.name) for v in (ROOT / "model_repo" / "radio_unet").iterdir() if v.name.isdigit()
-    )
+    assert reply["version"] == max(list_versions(ROOT / "model_repo" / "radio_unet"))
     assert reply["input"] == ["DT_FLOAT", [None, 192, 192, 1]]
     assert reply["shape"] == [3, 192, 192] and reply["dtype"] == "float32"
     assert reply["finite"] and 0.0 <= reply["min"] <= reply["max"] <= 1.0

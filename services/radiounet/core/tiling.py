@@ -214,12 +214,15 @@ def kept_windows(
     return out
 
 
+def _window_shapes(
+    windows: list[tuple[tuple[slice, slice], tuple[slice, slice]]],
+) -> list[tuple[int, int]]:
+    return [(rows.stop - rows.start, cols.stop - cols.start) for (rows, cols), _ in windows]
+
+
 def kept_size(grid: TileGrid, indices: range | list[int]) -> int:
     """Number of map pixels the tiles ``indices`` contribute (the length of :func:`pack_kept`)."""
-    return sum(
-        (rows.stop - rows.start) * (cols.stop - cols.start)
-        for (rows, cols), _ in kept_windows(grid, indices)
-    )
+    return sum(h * w for h, w in _window_shapes(kept_windows(grid, indices)))
 
 
 def pack_kept(
@@ -263,8 +266,8 @@ def unpack_kept(
     ValueError
         If ``packed`` is not 1-D with exactly :func:`kept_size` values.
     """
-    windows = kept_windows(grid, indices)
-    want = sum((r.stop - r.start) * (c.stop - c.start) for (r, c), _ in windows)
+    shapes = _window_shapes(kept_windows(grid, indices))
+    want = sum(h * w for h, w in shapes)
     if packed.shape != (want,):
         raise ValueError(
             f"expected {want} kept pixels for tiles {_describe_indices(indices)}, "
@@ -272,11 +275,9 @@ def unpack_kept(
         )
     out = []
     offset = 0
-    for (rows, cols), _ in windows:
-        shape = (rows.stop - rows.start, cols.stop - cols.start)
-        size = shape[0] * shape[1]
-        out.append(packed[offset : offset + size].reshape(shape))
-        offset += size
+    for h, w in shapes:
+        out.append(packed[offset : offset + h * w].reshape(h, w))
+        offset += h * w
     return out
 
 
