@@ -49,8 +49,8 @@ def make_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
 
 #: How long the broker may hold a fetch when no message is there. Brokers (Kafka and
 #: Tansu) answer as soon as one arrives, so a longer wait adds no latency; it only cuts
-#: the idle fetches that an idle stage costs the broker and itself (with four idle
-#: consumers, 2 s instead of Kafka's default of 500 ms halved Tansu's CPU here).
+#: the idle fetches that an idle stage costs the broker and itself (Kafka's default
+#: is 500 ms).
 FETCH_MAX_WAIT_MS = 2_000
 
 
