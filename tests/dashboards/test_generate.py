@@ -23,6 +23,24 @@ def test_committed_files_are_up_to_date() -> None:
     ]
 
 
+def test_committed_files_filter_by_the_namespace_variable() -> None:
+    for path in sorted(CHART_DASHBOARDS.glob("*.json")):
+        doc = json.loads(path.read_text())
+        (variable,) = [v for v in doc["templating"]["list"] if v["name"] == "namespace"]
+        assert (variable["allValue"], variable["includeAll"], variable["multi"]) == (
+            ".*",
+            True,
+            True,
+        )
+        exprs = [t["expr"] for p in doc["panels"] for t in p.get("targets", [])]
+        unfiltered = [e for e in exprs if 'namespace=~"$namespace"' not in e]
+        assert unfiltered == (
+            ["avg by (Hostname, gpu) (DCGM_FI_DEV_GPU_UTIL)"]
+            if doc["uid"] == "radiounet-model-server"
+            else []
+        ), path.name
+
+
 def test_files_are_stable_sorted_json_with_a_trailing_newline(tmp_path: Path) -> None:
     paths = write(tmp_path)
     first = {p.name: p.read_bytes() for p in paths}

@@ -6,16 +6,18 @@ import pytest
 
 from radiounet.dashboards.panels import Panel, Target
 from radiounet.dashboards.promql import (
+    TARGET_LABELS,
     current,
     for_prometheus,
     increase,
+    label_values,
     mean,
     or_zero,
     quantile,
     rate,
     ratio,
 )
-from radiounet.dashboards.series import Metric, from_client
+from radiounet.dashboards.series import DCGM_GPU_UTIL, Metric, from_client
 from radiounet.stream import telemetry as tm
 
 TILES = from_client(tm.TILES)
@@ -28,20 +30,37 @@ REQUESTS = Metric(
 
 def test_expressions() -> None:
     assert rate(REQUESTS, by=["status"], where_not={"status": "OK"}).text == (
-        'sum by (status) (rate(:tensorflow:serving:request_count{status!="OK"}[$__rate_interval]))'
+        "sum by (status) (rate(:tensorflow:serving:request_count"
+        '{namespace=~"$namespace", status!="OK"}[$__rate_interval]))'
     )
     assert mean(SECONDS, by=["stage"], divide_by=1000).text == (
-        "(sum by (stage) (rate(radiounet_stage_duration_seconds_sum[$__rate_interval])) / "
-        "sum by (stage) (rate(radiounet_stage_duration_seconds_count[$__rate_interval]))) / 1000"
+        "(sum by (stage) (rate(radiounet_stage_duration_seconds_sum"
+        '{namespace=~"$namespace"}[$__rate_interval])) / '
+        "sum by (stage) (rate(radiounet_stage_duration_seconds_count"
+        '{namespace=~"$namespace"}[$__rate_interval]))) / 1000'
     )
     assert current(LAG, where={"topic": 'a"b\\c'}).text == (
-        'sum(radiounet_consumer_lag_messages{topic="a\\"b\\\\c"})'
+        'sum(radiounet_consumer_lag_messages{namespace=~"$namespace", topic="a\\"b\\\\c"})'
+    )
+    assert increase(TILES, "1h", by=["stage"]).text == (
+        'sum by (stage) (increase(radiounet_tiles_total{namespace=~"$namespace"}[1h]))'
     )
     failed = ratio(or_zero(rate(REQUESTS, where_not={"status": "OK"})), rate(REQUESTS))
     assert failed.labels == frozenset()
     assert failed.text.startswith("((sum(rate(")
     assert failed.text.endswith(
-        ") or vector(0)) / (sum(rate(:tensorflow:serving:request_count[$__rate_interval])))"
+        ") or vector(0)) / (sum(rate(:tensorflow:serving:request_count"
+        '{namespace=~"$namespace"}[$__rate_interval])))'
+    )
+
+
+def test_dcgm_selectors_are_not_filtered_by_namespace() -> None:
+    # The exporter's namespace is its own, not the model server's.
+    assert current(DCGM_GPU_UTIL, by=["gpu"], how="avg").text == (
+        "avg by (gpu) (DCGM_FI_DEV_GPU_UTIL)"
+    )
+    assert current(DCGM_GPU_UTIL, where={"namespace": "gpu-operator"}).text == (
+        'sum(DCGM_FI_DEV_GPU_UTIL{namespace="gpu-operator"})'
     )
 
 
@@ -52,6 +71,39 @@ def test_unknown_labels_are_refused_by_name() -> None:
         rate(TILES, where={"group": "x"})
     with pytest.raises(ValueError, match=r"_sum has no label 'le'"):
         rate(SECONDS, by=["le"], suffix="_sum")
+
+
+def test_target_labels_may_be_matched_never_grouped_by() -> None:
+    assert TARGET_LABELS == frozenset({"namespace"})
+    # Neither a label of the metric nor a target label Prometheus adds.
+    with pytest.raises(
+        ValueError,
+        match=r"radiounet_tiles_total has no label 'pod' to match; it has \['stage'\] "
+        r"\(and the target labels \['namespace'\]\)",
+    ):
+        rate(TILES, where={"pod": "tiler-0"})
+    with pytest.raises(ValueError, match=r"no label 'container' to match"):
+        current(LAG, where={"container": "tiler"})
+    with pytest.raises(ValueError, match=r"no label 'namespace' to group by; it has \['stage'\]$"):
+        rate(TILES, by=["namespace"])
+    with pytest.raises(ValueError, match=r"no label 'namespace' to group by"):
+        current(LAG, by=["namespace"])
+    # The builders own the namespace matcher of the release's metrics.
+    with pytest.raises(ValueError, match=r'matches namespace=~"\$namespace" already'):
+        rate(TILES, where={"namespace": "radiounet"})
+    with pytest.raises(ValueError, match=r'matches namespace=~"\$namespace" already'):
+        rate(REQUESTS, where_not={"namespace": "radiounet"})
+
+
+def test_label_values() -> None:
+    assert label_values(LAG, "namespace") == (
+        "label_values(radiounet_consumer_lag_messages, namespace)"
+    )
+    assert label_values(SECONDS, "stage") == (
+        "label_values(radiounet_stage_duration_seconds_count, stage)"
+    )
+    with pytest.raises(ValueError, match=r"has no label 'pod' to take values of"):
+        label_values(TILES, "pod")
 
 
 def test_kinds_are_checked() -> None:
@@ -98,11 +150,24 @@ def test_panel_checks() -> None:
         Panel("t", "d", (target,), "ops", width=25)
 
 
-def test_for_prometheus_fills_the_window_and_nothing_else() -> None:
+def test_for_prometheus_fills_the_window_and_namespace_and_nothing_else() -> None:
     text = rate(TILES, by=["stage"]).text
-    assert for_prometheus(text) == "sum by (stage) (rate(radiounet_tiles_total[1m]))"
+    assert for_prometheus(text) == (
+        'sum by (stage) (rate(radiounet_tiles_total{namespace=~".*"}[1m]))'
+    )
     assert for_prometheus(text, "90s").endswith("[90s]))")
-    with pytest.raises(ValueError, match="uses \\$namespace, which only Grafana can fill in"):
-        for_prometheus('sum(x{namespace="$namespace"})')
+    assert for_prometheus('sum(x{namespace=~"${namespace}"}[${__rate_interval}])') == (
+        'sum(x{namespace=~".*"}[1m])'
+    )
+    for query, variable in (
+        ('sum(x{cluster=~"$cluster"})', "$cluster"),
+        ('sum(x{namespace=~"$namespaces"})', "$namespaces"),
+        ('sum(x{namespace=~"${namespace:csv}"})', "${namespace:csv}"),
+    ):
+        with pytest.raises(ValueError) as info:
+            for_prometheus(query)
+        assert str(info.value) == (
+            f"query {query!r} uses {variable}, which only Grafana can fill in"
+        )
     with pytest.raises(ValueError, match=r"window must be a Prometheus duration .*, got '1 min'"):
         for_prometheus(text, "1 min")

@@ -6,7 +6,9 @@ scraping them) serves the module. The run makes every event a panel plots
 happen for real: the model server is down while a pointing reaches the tiler
 (retries), a pointing outside the survey's footprint is dead-lettered, and
 good pointings go through to their results. Then every query is evaluated
-as Grafana would, with ``$__rate_interval`` set to one minute. Only the GPU
+as Grafana would, with ``$__rate_interval`` set to one minute and
+``$namespace`` to All (``.*``, which keeps the local stack's series: they have
+no ``namespace`` label). Only the GPU
 panel, which needs NVIDIA's DCGM exporter, may come back empty; Prometheus
 must still accept its query.
 """
@@ -159,6 +161,20 @@ def test_every_query_returns_a_finite_value(evaluated: list[Evaluated]) -> None:
     assert len(evaluated) == sum(len(p.targets) for d in dashboards() for p in d.panels())
     empty = [_describe(r) for r in evaluated if not r.panel.needs_dcgm and not r.finite]
     assert empty == [], "panel queries without data:\n" + "\n".join(empty)
+    # They got that data through the namespace matcher (see the next test).
+    unmatched = [r.query for r in evaluated if 'namespace=~".*"' not in r.query]
+    assert unmatched == ["avg by (Hostname, gpu) (DCGM_FI_DEV_GPU_UTIL)"]
+
+
+def test_local_series_have_no_namespace_label(
+    stack: LocalStack, evaluated: list[Evaluated]
+) -> None:
+    """So ``=~".*"`` (All) is what keeps them: it matches series without the label."""
+    url = stack.prometheus.url
+    assert instant_query(url, 'count({__name__=~"radiounet_.+|:tensorflow:.+"})')[0].value > 0
+    assert (
+        instant_query(url, 'count({__name__=~"radiounet_.+|:tensorflow:.+", namespace!=""})') == []
+    )
 
 
 def test_only_the_dcgm_panels_are_exempt_and_prometheus_accepts_them(

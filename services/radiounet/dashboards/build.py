@@ -5,7 +5,9 @@ pipeline's own bounded labels (``stage``, ``reason``, ``group``...), never by
 ``job``, ``instance`` or ``namespace``: those name scrape targets differently
 in the local stack (one job per service) and in the cluster (one per pod
 monitor), while the metric labels are the same in both. Replicas of a stage
-add up.
+add up. Releases do not: each dashboard's ``namespace`` variable (default All)
+selects the releases shown, matched by every selector (``namespace=~"$namespace"``,
+added by :mod:`.promql`) but the GPU panel's, and those selected add up too.
 """
 
 from __future__ import annotations
@@ -190,6 +192,8 @@ def pipeline_dashboard() -> Dashboard:
         "Throughput, latency, errors and backlog of the radiounet streaming services "
         "(fetcher, tiler, reassembler, classifier).",
         (throughput, latency, errors, backlog, storage),
+        # Every stage creates its in-flight gauge at start (telemetry.init_stage).
+        namespaces_from=in_flight,
     )
 
 
@@ -278,12 +282,16 @@ def model_server_dashboard() -> Dashboard:
             ),
         ),
     )
+    # Not filtered by namespace (the builders add no matcher to DCGM metrics): the
+    # exporter's series carry its own namespace, the model server's only in its
+    # Kubernetes mode, and then often as exported_namespace.
     gpu_row = Row(
         "GPU",
         (
             Panel(
                 "GPU utilisation",
-                "Share of time the GPU was busy, per node and GPU.",
+                "Share of time the GPU was busy, per node and GPU, whatever runs on it: "
+                "the namespace variable does not apply here.",
                 (
                     Target(
                         current(DCGM_GPU_UTIL, by=("Hostname", "gpu"), how="avg"),
@@ -301,6 +309,8 @@ def model_server_dashboard() -> Dashboard:
         "radiounet model server",
         "TensorFlow Serving (or the local stand-in): requests, latency, batching and GPU.",
         (request_row, batching_row, gpu_row),
+        # A label-less counter: TF Serving exports it (at 0) from its start.
+        namespaces_from=graph_runs,
     )
 
 

@@ -2,19 +2,20 @@
 
 Panels read from one Prometheus data source chosen by the ``datasource``
 template variable, so the same JSON works with the local stack's Prometheus
-and the cluster's. A panel knows which metrics it reads, hence whether it
-needs NVIDIA's DCGM exporter (:attr:`Panel.needs_dcgm`), which the local
-stack does not run.
+and the cluster's; the ``namespace`` variable (some, or All) picks the
+releases shown, as the selectors built by :mod:`.promql` match it. A panel
+knows which metrics it reads, hence whether it needs NVIDIA's DCGM exporter
+(:attr:`Panel.needs_dcgm`), which the local stack does not run.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from .promql import Expr
+from .promql import ALL_NAMESPACES, NAMESPACE, NAMESPACE_VARIABLE, Expr, label_values
 from .series import Metric
 
 __all__ = ["DATASOURCE", "SCHEMA_VERSION", "UNITS", "Dashboard", "Panel", "Row", "Target"]
@@ -183,6 +184,9 @@ class Dashboard:
     rows : tuple of Row
     tags : tuple of str
         Grafana tags; dashboards sharing the first tag link to each other.
+    namespaces_from : Metric
+        (Keyword only.) A metric of the release that every running install
+        exports, from its start: the ``namespace`` variable lists its namespaces.
     """
 
     uid: str
@@ -190,10 +194,17 @@ class Dashboard:
     description: str
     rows: tuple[Row, ...]
     tags: tuple[str, ...] = ("radiounet",)
+    namespaces_from: Metric = field(kw_only=True)
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]{0,39}", self.uid):
             raise ValueError(f"uid must be 1-40 of [a-z0-9-], got {self.uid!r}")
+        source = self.namespaces_from
+        if not source.namespaced or source not in {m for p in self.panels() for m in p.metrics}:
+            raise ValueError(
+                f"{self.uid}: namespaces_from must be a metric of the release that a panel "
+                f"reads, got {source.name} ({source.source})"
+            )
         titles = [p.title for p in self.panels()]
         repeated = sorted({t for t in titles if titles.count(t) > 1})
         if repeated:
@@ -260,7 +271,8 @@ class Dashboard:
                         "refresh": 1,
                         "regex": "",
                         "type": "datasource",
-                    }
+                    },
+                    self._namespace_variable(),
                 ]
             },
             "time": {"from": "now-1h", "to": "now"},
@@ -269,6 +281,30 @@ class Dashboard:
             "title": self.title,
             "uid": self.uid,
             "version": 1,
+        }
+
+    def _namespace_variable(self) -> dict[str, Any]:
+        # As kubernetes-mixin's: All by default, whose ".*" also matches series
+        # without the label (the local stack's); refreshed with the time range,
+        # so releases installed since the dashboard loaded show up.
+        query = label_values(self.namespaces_from, NAMESPACE)
+        return {
+            "allValue": ALL_NAMESPACES,
+            "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+            "datasource": dict(DATASOURCE),
+            "definition": query,
+            "hide": 0,
+            "includeAll": True,
+            "label": "Namespace",
+            "multi": True,
+            "name": NAMESPACE_VARIABLE.removeprefix("$"),
+            "options": [],
+            "query": query,
+            "refresh": 2,
+            "regex": "",
+            "skipUrlSync": False,
+            "sort": 1,
+            "type": "query",
         }
 
 

@@ -6,6 +6,14 @@ name labels its query returns. Rates use Grafana's ``$__rate_interval``
 (at least four scrape intervals: right for the 2 s scrapes of the local stack
 and the 30 s ones of the cluster alike); :func:`for_prometheus` turns an
 expression into one Prometheus evaluates by itself.
+
+Every selector of a metric the release exports (:attr:`.Metric.namespaced`)
+matches ``namespace=~"$namespace"``, the dashboards' namespace variable, so
+two releases scraped by one Prometheus are told apart. ``namespace`` is a
+target label (the Prometheus operator adds it from the scraped pod), not a
+metric label: :data:`TARGET_LABELS` may be matched, never grouped by. With
+the variable's "All" (``.*``) the matcher also keeps series without the
+label, such as the local stack's.
 """
 
 from __future__ import annotations
@@ -17,12 +25,17 @@ from dataclasses import dataclass
 from .series import Metric
 
 __all__ = [
+    "ALL_NAMESPACES",
     "LOCAL_WINDOW",
+    "NAMESPACE",
+    "NAMESPACE_VARIABLE",
     "RATE_INTERVAL",
+    "TARGET_LABELS",
     "Expr",
     "current",
     "for_prometheus",
     "increase",
+    "label_values",
     "mean",
     "or_zero",
     "quantile",
@@ -34,9 +47,19 @@ __all__ = [
 RATE_INTERVAL = "$__rate_interval"
 #: The window that replaces it when Prometheus evaluates a panel query by itself.
 LOCAL_WINDOW = "1m"
+#: The target label naming the scraped pod's namespace, and the dashboards' variable for it.
+NAMESPACE = "namespace"
+NAMESPACE_VARIABLE = "$namespace"
+#: The variable's "All" value (Grafana's allValue), also what replaces it when Prometheus
+#: evaluates a panel query by itself: ``=~".*"`` matches series without the label too.
+ALL_NAMESPACES = ".*"
+#: Labels Prometheus attaches to every series of a target (not exported by the
+#: metric): they may be matched, never grouped by (replicas and releases add up).
+TARGET_LABELS = frozenset({NAMESPACE})
 
 _DURATION = re.compile(r"([0-9]+(ms|s|m|h|d|w|y))+")
-_VARIABLE = re.compile(r"\$(\{[^}]*\}|\w+)")
+# $name or ${name} (group 1 or 2); any other ${...} (a format) matches with neither.
+_VARIABLE = re.compile(r"\$(?:\{(\w+)\}|(\w+))|\$\{[^}]*\}")
 
 
 @dataclass(frozen=True)
@@ -67,21 +90,36 @@ def _quote(value: str) -> str:
     return f'"{escaped}"'
 
 
-def _check_labels(metric: Metric, suffix: str, names: Iterable[str], what: str) -> None:
+def _check_labels(
+    metric: Metric,
+    suffix: str,
+    names: Iterable[str],
+    what: str,
+    target_labels: frozenset[str] = frozenset(),
+) -> None:
     known = metric.series_labels(suffix)
     for name in names:
-        if name not in known:
+        if name not in known and name not in target_labels:
+            also = f" (and the target labels {sorted(target_labels)})" if target_labels else ""
             raise ValueError(
-                f"{metric.series(suffix)} has no label {name!r} to {what}; it has {sorted(known)}"
+                f"{metric.series(suffix)} has no label {name!r} to {what}; "
+                f"it has {sorted(known)}{also}"
             )
 
 
 def _selector(
     metric: Metric, suffix: str, where: Mapping[str, str], where_not: Mapping[str, str]
 ) -> str:
-    _check_labels(metric, suffix, [*where, *where_not], "match")
+    _check_labels(metric, suffix, [*where, *where_not], "match", TARGET_LABELS)
     matchers = [(k, "=", v) for k, v in where.items()]
     matchers += [(k, "!=", v) for k, v in where_not.items()]
+    if metric.namespaced:
+        if NAMESPACE in (*where, *where_not):
+            raise ValueError(
+                f"{metric.series(suffix)}: every selector matches "
+                f"{NAMESPACE}=~{_quote(NAMESPACE_VARIABLE)} already; do not match {NAMESPACE!r}"
+            )
+        matchers.append((NAMESPACE, "=~", NAMESPACE_VARIABLE))
     inside = ", ".join(f"{k}{op}{_quote(v)}" for k, op, v in sorted(matchers))
     name = metric.series(suffix)
     return f"{name}{{{inside}}}" if inside else name
@@ -104,7 +142,7 @@ def rate(
     >>> from .series import Metric
     >>> tiles = Metric("radiounet_tiles_total", "counter", ("stage",), "radiounet")
     >>> rate(tiles, by=["stage"]).text
-    'sum by (stage) (rate(radiounet_tiles_total[$__rate_interval]))'
+    'sum by (stage) (rate(radiounet_tiles_total{namespace=~"$namespace"}[$__rate_interval]))'
     """
     if metric.kind == "gauge":
         raise ValueError(f"{metric.name} is a gauge: take current(), not rate()")
@@ -123,7 +161,7 @@ def increase(metric: Metric, window: str, *, by: Iterable[str] = ()) -> Expr:
     >>> from .series import Metric
     >>> letters = Metric("dead_total", "counter", ("stage",), "radiounet")
     >>> increase(letters, "1h").text
-    'sum(increase(dead_total[1h]))'
+    'sum(increase(dead_total{namespace=~"$namespace"}[1h]))'
     """
     if metric.kind != "counter":
         raise ValueError(f"{metric.name} is a {metric.kind}: increase() takes a counter")
@@ -131,7 +169,7 @@ def increase(metric: Metric, window: str, *, by: Iterable[str] = ()) -> Expr:
         raise ValueError(f"window must be a Prometheus duration such as 1h, got {window!r}")
     group = tuple(by)
     _check_labels(metric, "", group, "group by")
-    text = _sum(group, f"increase({metric.series()}[{window}])")
+    text = _sum(group, f"increase({_selector(metric, '', {}, {})}[{window}])")
     return Expr(text, frozenset(group), (metric,))
 
 
@@ -147,7 +185,7 @@ def current(
     >>> from .series import Metric
     >>> lag = Metric("lag", "gauge", ("group", "topic"), "radiounet")
     >>> current(lag, by=["group"], how="max").text
-    'max by (group) (lag)'
+    'max by (group) (lag{namespace=~"$namespace"})'
     """
     if metric.kind != "gauge":
         raise ValueError(f"{metric.name} is a {metric.kind}: current() takes a gauge")
@@ -164,7 +202,7 @@ def quantile(q: float, metric: Metric, *, by: Iterable[str] = (), divide_by: flo
     """The ``q`` quantile of a histogram over the rate window, per ``by`` group.
 
     >>> from .series import Metric
-    >>> seconds = Metric("x_seconds", "histogram", ("stage",), "radiounet")
+    >>> seconds = Metric("x_seconds", "histogram", ("stage",), "dcgm")  # DCGM: unfiltered
     >>> quantile(0.95, seconds, by=["stage"]).text
     'histogram_quantile(0.95, sum by (le, stage) (rate(x_seconds_bucket[$__rate_interval])))'
     """
@@ -184,7 +222,7 @@ def mean(metric: Metric, *, by: Iterable[str] = (), divide_by: float = 1) -> Exp
     """A histogram's mean observation over the rate window: rate of ``_sum`` / of ``_count``.
 
     >>> from .series import Metric
-    >>> sizes = Metric("size", "histogram", (), "tf-serving")
+    >>> sizes = Metric("size", "histogram", (), "dcgm")  # DCGM: unfiltered
     >>> mean(sizes).text
     'sum(rate(size_sum[$__rate_interval])) / sum(rate(size_count[$__rate_interval]))'
     """
@@ -227,19 +265,39 @@ def _divided(text: str, divide_by: float) -> str:
     return text if divide_by == 1 else f"{text} / {_number(divide_by)}"
 
 
+def label_values(metric: Metric, label: str) -> str:
+    """Grafana's variable query for the values of ``label`` on ``metric``'s series.
+
+    >>> from .series import Metric
+    >>> label_values(Metric("graph_runs", "counter", (), "tf-serving"), "namespace")
+    'label_values(graph_runs, namespace)'
+    """
+    suffix = "_count" if metric.kind == "histogram" else ""
+    _check_labels(metric, suffix, [label], "take values of", TARGET_LABELS)
+    return f"label_values({metric.series(suffix)}, {label})"
+
+
 def for_prometheus(text: str, window: str = LOCAL_WINDOW) -> str:
-    """A panel query as Prometheus evaluates it alone: ``$__rate_interval`` -> ``window``.
+    """A panel query as Prometheus evaluates it alone, with Grafana's variables filled in.
 
-    The one place where Grafana's variables are replaced; any other variable
-    left in the query is an error (Prometheus would reject it anyway).
+    ``$__rate_interval`` becomes ``window`` and ``$namespace`` (or
+    ``${namespace}``) becomes :data:`ALL_NAMESPACES`, every namespace. The one
+    place where Grafana's variables are replaced; any other variable left in
+    the query is an error (Prometheus would reject it anyway).
 
-    >>> for_prometheus("sum(rate(x_total[$__rate_interval]))")
-    'sum(rate(x_total[1m]))'
+    >>> for_prometheus('sum(rate(x_total{namespace=~"$namespace"}[$__rate_interval]))')
+    'sum(rate(x_total{namespace=~".*"}[1m]))'
     """
     if not _DURATION.fullmatch(window):
         raise ValueError(f"window must be a Prometheus duration such as 1m or 90s, got {window!r}")
-    out = text.replace(RATE_INTERVAL, window)
-    left = _VARIABLE.search(out)
-    if left:
-        raise ValueError(f"query {text!r} uses {left.group(0)}, which only Grafana can fill in")
-    return out
+    values = {RATE_INTERVAL[1:]: window, NAMESPACE_VARIABLE[1:]: ALL_NAMESPACES}
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in values:
+            raise ValueError(
+                f"query {text!r} uses {match.group(0)}, which only Grafana can fill in"
+            )
+        return values[name]
+
+    return _VARIABLE.sub(fill, text)

@@ -19,6 +19,7 @@ from radiounet.stream.model_server.metrics import ServingMetrics, prometheus_nam
 __all__ = [
     "DCGM_GPU_UTIL",
     "KINDS",
+    "RELEASE_SOURCES",
     "SOURCES",
     "Metric",
     "from_client",
@@ -30,6 +31,9 @@ __all__ = [
 KINDS = ("counter", "gauge", "histogram")
 #: Who exports a metric: the pipeline services, the model server, NVIDIA's DCGM exporter.
 SOURCES = ("radiounet", "tf-serving", "dcgm")
+#: Sources running in the release's own pods: the chart's ServiceMonitors scrape them
+#: there, so their ``namespace`` target label is the release's namespace.
+RELEASE_SOURCES = ("radiounet", "tf-serving")
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,14 @@ class Metric:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
+
+    @property
+    def namespaced(self) -> bool:
+        """True if its series' ``namespace`` label is the namespace of the release exporting it.
+
+        Not so for the DCGM exporter, which runs in its own namespace.
+        """
+        return self.source in RELEASE_SOURCES
 
     def series(self, suffix: str = "") -> str:
         """The series name, with ``_bucket``, ``_sum`` or ``_count`` for a histogram.
@@ -120,7 +132,9 @@ def serving_metrics() -> ServingMetrics:
 
 
 #: GPU utilisation, percent, from NVIDIA's DCGM exporter (a DaemonSet on GPU nodes).
-#: Its labels: ``gpu`` (index), ``UUID``, ``device``, ``modelName``, ``Hostname``.
+#: Its labels: ``gpu`` (index), ``UUID``, ``device``, ``modelName``, ``Hostname``. The
+#: scrape's ``namespace`` is the exporter's own; the GPU's pod's namespace is a metric
+#: label only in the exporter's Kubernetes mode, and then often renamed ``exported_namespace``.
 DCGM_GPU_UTIL = Metric(
     "DCGM_FI_DEV_GPU_UTIL",
     "gauge",
