@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,24 @@ def tiny_model_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     model = build_radio_unet(base_filters=2, tile=192)
     export_saved_model(model, repo, ModelMetadata(base_filters=2, description="tiny test model"))
     return repo
+
+
+def _write_fake_version(repo: Path, version: int, metadata: dict[str, Any] | str) -> Path:
+    folder = repo / "radio_unet" / str(version)
+    (folder / "assets.extra").mkdir(parents=True)
+    (folder / "saved_model.pb").write_bytes(b"")
+    text = metadata if isinstance(metadata, str) else json.dumps(metadata, indent=2)
+    (folder / "assets.extra" / "radiounet.json").write_text(text)
+    return folder
+
+
+@pytest.fixture
+def fake_version() -> Callable[[Path, int, dict[str, Any] | str], Path]:
+    """Writes ``repo/radio_unet/<version>/`` with metadata and an empty saved_model.pb.
+
+    ``resolve_model`` accepts it (it reads no weights): enough for what only reads metadata.
+    """
+    return _write_fake_version
 
 
 @pytest.fixture(scope="session")

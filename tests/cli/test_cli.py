@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -65,9 +66,9 @@ def assert_one_line_error(err: str, command: str, message: str) -> str:
         (["segment"], ["-o", "--output", "--profile", "--model", "--png", "--bunit",
                        "--overwrite", "--batch-size", "--ra", "--dec", "--theta500"]),
         (["classify"], ["--ra", "--dec", "--z", "--m500", "--theta500", "--image", "--json",
-                        "--threshold", "--radius", "--bunit"]),
+                        "--threshold", "--radius", "--bunit", "--model"]),
         (["demo"], ["--out", "--seed", "--model"]),
-        (["model"], ["info", "init"]),
+        (["model"], ["info", "init", "calibrate"]),
         (["model", "info"], ["--model", "--model-version"]),
         (["model", "init"], ["--repo", "--base-filters", "--seed", "--version"]),
     ],
@@ -272,7 +273,9 @@ def test_classify_json_equals_classify_map(
     assert code == 0, err
     report = json.loads(out)
     expected = classify_map(map_path, Cluster(RA0, DEC0, theta500_arcmin=2.5)).to_dict()
+    expected["threshold_source"] = "paper (Stuardi et al. 2024)"
     assert report == json.loads(json.dumps(expected))
+    assert "note: the map names no model version (RUMODEL/RUMODVER)" in err
     assert {"ratio", "detected", "components", "threshold", "n_pixels"} <= report.keys()
     assert report["detected"] is True
     n_disc = 749  # pixels within 15.5 px of the centre
@@ -295,7 +298,7 @@ def test_classify_table_report(map_path: Path, capsys: pytest.CaptureFixture[str
     lines = out.splitlines()
     r_line = next(line for line in lines if line.startswith("R "))
     assert f"{result.detection.ratio:.4f}" in r_line
-    assert "(threshold 0.015)" in r_line
+    assert "(threshold 0.015, paper (Stuardi et al. 2024))" in r_line
     assert any(
         line.startswith("decision") and "DIFFUSE EMISSION DETECTED" in line for line in lines
     )
@@ -312,6 +315,97 @@ def test_classify_threshold_changes_the_decision(
     assert code == 0
     assert "no diffuse emission" in out
     assert "DETECTED" not in out
+
+
+def stamp_model(map_path: Path, *, version: int, width: int = 16) -> None:
+    """Give the map the provenance cards of a map made by radio_unet/``version``."""
+    with fits.open(map_path, mode="update") as hdul:
+        hdul[0].header["RUMODEL"] = "radio_unet"
+        hdul[0].header["RUMODVER"] = version
+        hdul[0].header["RUBASEF"] = width
+
+
+@pytest.fixture
+def calibrated_repo(tmp_path: Path, fake_version: Callable[..., Path]) -> Path:
+    """radio_unet/4 without a calibrated threshold, radio_unet/5 with 0.1."""
+    repo = tmp_path / "repo"
+    fake_version(repo, 4, {"base_filters": 16})
+    fake_version(repo, 5, {"base_filters": 16, "decision_threshold": 0.1})
+    return repo
+
+
+def test_classify_uses_the_threshold_calibrated_for_the_maps_version(
+    map_path: Path, calibrated_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stamp_model(map_path, version=5)
+    argv = ["classify", str(map_path), *CLUSTER_ARGS, "--model", str(calibrated_repo)]
+    code, out, err = run_main([*argv, "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["threshold"] == 0.1
+    assert report["threshold_source"] == "calibrated for radio_unet/5"
+    assert report["ratio"] == pytest.approx(0.059, abs=0.001)
+    assert report["detected"] is False  # the paper's 0.015 would call it diffuse
+    assert err == ""
+    code, out, err = run_main(argv, capsys)
+    assert code == 0, err
+    assert "(threshold 0.1, calibrated for radio_unet/5)" in out
+    assert "no diffuse emission" in out
+
+
+def test_classify_uses_the_papers_threshold_for_an_uncalibrated_version(
+    map_path: Path, calibrated_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stamp_model(map_path, version=4)
+    argv = ["classify", str(map_path), *CLUSTER_ARGS, "--model", str(calibrated_repo), "--json"]
+    code, out, err = run_main(argv, capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    assert (report["threshold"], report["threshold_source"]) == (
+        0.015,
+        "paper (Stuardi et al. 2024)",
+    )
+    assert report["detected"] is True
+    assert err == ""  # a version found, just not calibrated: nothing to warn about
+
+
+@pytest.mark.parametrize(
+    ("version", "width", "note"),
+    [
+        (7, 16, "note: model radio_unet/7 not found: model version 7 not in"),
+        (5, 32, "has base width 16, the map's model 32: not the version that made the map"),
+    ],
+    ids=["missing-version", "other-width"],
+)
+def test_classify_falls_back_to_the_paper_with_a_note(
+    map_path: Path,
+    calibrated_repo: Path,
+    version: int,
+    width: int,
+    note: str,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    stamp_model(map_path, version=version, width=width)
+    argv = ["classify", str(map_path), *CLUSTER_ARGS, "--model", str(calibrated_repo), "--json"]
+    code, out, err = run_main(argv, capsys)
+    assert code == 0, err
+    assert json.loads(out)["threshold_source"] == "paper (Stuardi et al. 2024)"
+    assert note in err
+    assert "using the paper (Stuardi et al. 2024) threshold" in err
+
+
+def test_classify_explicit_threshold_wins(
+    map_path: Path, calibrated_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stamp_model(map_path, version=5)  # calibrated at 0.1
+    argv = ["classify", str(map_path), *CLUSTER_ARGS, "--threshold", "0.03", "--model",
+            str(calibrated_repo), "--json"]  # fmt: skip
+    code, out, err = run_main(argv, capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    assert (report["threshold"], report["threshold_source"]) == (0.03, "given")
+    assert report["detected"] is True  # R = 0.059 >= 0.03
+    assert err == ""
 
 
 def test_classify_with_image_gives_fluxes(
@@ -398,6 +492,12 @@ def test_model_info(tiny_model_repo: Path, capsys: pytest.CaptureFixture[str]) -
     assert info["metadata"]["base_filters"] == 2
     assert info["metadata"]["trained"] is False
     assert info["metadata"]["description"] == "tiny test model"
+    assert info["metadata"]["decision_threshold"] is None
+    assert info["decision_threshold"] == {
+        "value": 0.015,
+        "source": "paper (Stuardi et al. 2024)",
+        "calibrated_on": None,
+    }
 
 
 def test_model_info_bad_repository(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import re
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from radiounet.evaluation.metrics import (
+    MIN_CALIBRATION_CLUSTERS,
     PAPER_THRESHOLD,
     DetectionMatch,
     best_accuracy,
+    calibrated_threshold,
     classification_at,
     classification_sweep,
     confusion_matrix,
@@ -270,6 +276,117 @@ def test_classification_rejects_bad_input() -> None:
         classification_at([0.1, math.nan], [True, False], 0.015)
     with pytest.raises(ValueError, match="no classification point"):
         best_accuracy([])
+
+
+# --- calibrated threshold -------------------------------------------------------------------
+
+
+def test_calibrated_threshold_by_hand() -> None:
+    # Midpoints 0.0025, 0.0075, 0.015, 0.035, 0.125: 0.0075 and 0.035 both reach 5/6;
+    # 0.035 is 0.015 from its nearest R, 0.0075 only 0.0025: 0.035 wins.
+    c = calibrated_threshold(RATIOS, POSITIVE)
+    assert c.threshold == pytest.approx(0.035)
+    assert (c.point.tp, c.point.fp, c.point.tn, c.point.fn) == (2, 0, 3, 1)
+    assert c.point.accuracy == pytest.approx(5 / 6)
+    assert c.margin == pytest.approx(0.015)
+    assert (c.n_candidates, c.n_best) == (5, 2)
+
+
+def test_calibrated_threshold_equal_margins_go_to_the_lowest() -> None:
+    ratios = [0.125, 0.25, 0.375, 0.5, 0.625, 0.75]  # equal gaps, exact in binary
+    c = calibrated_threshold(ratios, [True, False, False, True, False, True])
+    # 0.4375 and 0.6875 both classify 4 of 6 right, both 0.0625 from their nearest R.
+    assert c.threshold == 0.4375
+    assert c.point.accuracy == pytest.approx(4 / 6)
+    assert c.n_best == 2
+
+
+def test_calibrated_threshold_ignores_order_and_duplicates() -> None:
+    ratios = [0.2, 0.01, 0.01, 0.05, 0.001, 0.001, 0.3]
+    truth = [True, False, False, True, False, False, True]
+    c = calibrated_threshold(ratios, truth)
+    assert c.threshold == pytest.approx(0.03)  # between 0.01 (negatives) and 0.05
+    assert c.point.accuracy == 1.0 and c.margin == pytest.approx(0.02)
+    assert c.n_candidates == 4  # 5 distinct values
+
+
+@pytest.mark.parametrize(
+    ("ratios", "truth", "message"),
+    [
+        ([0.1] * 5, [True, False] * 2 + [True], f"at least {MIN_CALIBRATION_CLUSTERS} calibration"),
+        ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], [False] * 6, "no calibration cluster with diffuse"),
+        ([0.1, 0.2, 0.3, 0.4, 0.5, 0.6], [True] * 6, "no calibration cluster without diffuse"),
+        ([0.02] * 6, [True, False] * 3, "1 distinct R value"),
+        ([0.1, 0.2, 0.3, 0.4, 0.5, 1.5], [True, False] * 3, "ratios must lie in [0, 1]"),
+        ([0.1, 0.2, 0.3, 0.4, 0.5, math.nan], [True, False] * 3, "ratios must be finite"),
+        ([0.1, 0.2], [True, False, True], "differ in length"),
+    ],
+    ids=["few", "no-positive", "no-negative", "one-value", "above-one", "nan", "lengths"],
+)  # fmt: skip
+def test_calibrated_threshold_refusals(
+    ratios: list[float], truth: list[bool], message: str
+) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        calibrated_threshold(ratios, truth)
+
+
+# R on a grid of 1e-6 (as a mean probability is, to well within that), so that two distinct
+# values always have a float strictly between them.
+CALIBRATION_SETS = st.integers(MIN_CALIBRATION_CLUSTERS, 40).flatmap(
+    lambda n: st.tuples(
+        st.lists(st.integers(0, 10**6).map(lambda k: k / 1e6), min_size=n, max_size=n),
+        st.lists(st.booleans(), min_size=n, max_size=n),
+    )
+)
+
+
+def _splits_both_classes(ratios: list[float], truth: list[bool]) -> bool:
+    return any(truth) and not all(truth) and len(set(ratios)) > 1
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(CALIBRATION_SETS)
+def test_calibrated_threshold_is_the_most_accurate_split(
+    data: tuple[list[float], list[bool]],
+) -> None:
+    ratios, truth = data
+    if not _splits_both_classes(ratios, truth):
+        with pytest.raises(ValueError):
+            calibrated_threshold(ratios, truth)
+        return
+    c = calibrated_threshold(ratios, truth)
+    levels = sorted(set(ratios))
+    # Strictly between two consecutive R values: no cluster sits on it.
+    below = max(r for r in levels if r < c.threshold)
+    above = min(r for r in levels if r > c.threshold)
+    assert levels.index(above) == levels.index(below) + 1
+    assert c.margin == pytest.approx(min(c.threshold - below, above - c.threshold))
+    # Every threshold that puts clusters on both sides acts as one of the R values above the
+    # lowest (R >= t picks the same clusters as R >= the smallest R not below t).
+    best = max(classification_at(ratios, truth, t).accuracy for t in levels[1:])
+    assert c.point.accuracy == best
+    assert c.point == classification_at(ratios, truth, c.threshold)
+    # No other candidate of the same accuracy lies farther from its nearest R.
+    for lo, hi in itertools.pairwise(levels):
+        mid = lo + (hi - lo) / 2
+        if classification_at(ratios, truth, mid).accuracy == best:
+            assert min(mid - lo, hi - mid) <= c.margin + 1e-12
+
+
+@settings(max_examples=200, deadline=None, database=None)
+@given(
+    st.lists(st.integers(0, 10**6), min_size=3, max_size=20, unique=True),
+    st.lists(st.integers(0, 10**6), min_size=3, max_size=20, unique=True),
+)
+def test_separable_clusters_are_separated_perfectly(neg: list[int], pos: list[int]) -> None:
+    # Shift the positives above every negative: a gap exists, so accuracy 1 is reachable.
+    top = max(neg)
+    negatives = [k / 4e6 for k in neg]
+    positives = [(top + 1 + k) / 4e6 for k in pos]
+    c = calibrated_threshold(negatives + positives, [False] * len(neg) + [True] * len(pos))
+    assert c.point.accuracy == 1.0
+    assert max(negatives) < c.threshold < min(positives)
+    assert c.threshold == pytest.approx((max(negatives) + min(positives)) / 2)
 
 
 # --- confusion matrix -----------------------------------------------------------------------

@@ -21,13 +21,14 @@ __all__ = [
 ]
 
 
-def add_model_option(parser: argparse.ArgumentParser) -> None:
+def add_model_option(parser: argparse.ArgumentParser, help_text: str | None = None) -> None:
     parser.add_argument(
         "--model",
         type=Path,
         default=None,
         metavar="DIR",
-        help="model repository, model folder or version folder (default: the shipped "
+        help=help_text
+        or "model repository, model folder or version folder (default: the shipped "
         "model_repo, latest version)",
     )
 

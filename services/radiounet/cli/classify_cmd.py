@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 from ..core.detection import DEFAULT_RADIUS_R500, DEFAULT_THRESHOLD
+from ..io.fits_image import read_header
+from ..model.threshold import DecisionThreshold, threshold_for_map
 from ..workflows import Classification, classify_map
-from ._common import add_cluster_options, cluster_from_args
+from ._common import add_cluster_options, add_model_option, cluster_from_args
 
-__all__ = ["format_report", "register", "run"]
+__all__ = ["format_report", "register", "report_dict", "run"]
 
 
 def register(sub: Any) -> None:
@@ -27,7 +30,17 @@ def register(sub: Any) -> None:
     p.add_argument("--image", type=Path, default=None, help="the segmented image (for fluxes)")
     p.add_argument("--bunit", default=None, help="brightness unit of --image, overriding BUNIT")
     p.add_argument(
-        "--threshold", type=float, default=DEFAULT_THRESHOLD, help="decision threshold on R"
+        "--threshold",
+        type=float,
+        default=None,
+        help="decision threshold on R (default: the one calibrated for the model version that "
+        "made the map, from the map header and --model, else the paper's "
+        f"{DEFAULT_THRESHOLD})",
+    )
+    add_model_option(
+        p,
+        "model repository where the map's model version is looked up for its calibrated "
+        "threshold (default: the shipped model_repo)",
     )
     p.add_argument(
         "--radius", type=float, default=DEFAULT_RADIUS_R500, help="aperture radius [R500]"
@@ -40,7 +53,7 @@ def _fmt(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def format_report(result: Classification) -> str:
+def format_report(result: Classification, threshold_source: str | None = None) -> str:
     """A human-readable report: the decision, then one line per component."""
     d = result.detection
     c = result.cluster
@@ -51,7 +64,8 @@ def format_report(result: Classification) -> str:
         + (f"  (R500 {c.r500_kpc:.0f} kpc)" if c.r500_kpc is not None else ""),
         f"aperture     {result.radius_r500:g} R500 = {d.radius_pix:.1f} px, {d.n_pixels} px in "
         f"the map ({100 * d.fraction_in_image:.0f}% of the circle)",
-        f"R            {d.ratio:.4f}  (threshold {d.threshold:g})",
+        f"R            {d.ratio:.4f}  (threshold {d.threshold:g}"
+        + (f", {threshold_source})" if threshold_source else ")"),
         f"decision     {'DIFFUSE EMISSION DETECTED' if d.detected else 'no diffuse emission'}",
     ]
     if result.placeholder_model:
@@ -74,16 +88,30 @@ def format_report(result: Classification) -> str:
     return "\n".join(lines)
 
 
+def report_dict(result: Classification, threshold: DecisionThreshold) -> dict[str, Any]:
+    """The ``--json`` report: the classification and where its threshold came from."""
+    return {**result.to_dict(), "threshold_source": threshold.source}
+
+
 def run(args: argparse.Namespace) -> int:
     cluster = cluster_from_args(args)
     assert cluster is not None  # --ra/--dec are required here
+    if args.threshold is not None:
+        threshold = DecisionThreshold.given(args.threshold)
+    else:
+        threshold, note = threshold_for_map(read_header(args.map), args.model)
+        if note is not None:
+            print(f"note: {note}; using the {threshold.source} threshold", file=sys.stderr)
     result = classify_map(
         args.map,
         cluster,
         image_path=args.image,
         bunit=args.bunit,
-        threshold=args.threshold,
+        threshold=threshold.value,
         radius_r500=args.radius,
     )
-    print(json.dumps(result.to_dict(), indent=2) if args.json else format_report(result))
+    if args.json:
+        print(json.dumps(report_dict(result, threshold), indent=2))
+    else:
+        print(format_report(result, threshold.source))
     return 0

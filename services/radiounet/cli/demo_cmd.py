@@ -14,7 +14,7 @@ from ..core.normalisation import get_profile
 from ..examples import example_field
 from ..workflows import Cluster, classify_map, segment_fits
 from ._common import add_model_option, tile_progress, warn_placeholder
-from .classify_cmd import format_report
+from .classify_cmd import format_report, report_dict
 from .segment_cmd import save_quicklook
 
 __all__ = ["register"]
@@ -37,6 +37,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..model.predictor import SavedModelPredictor
     from ..model.repository import resolve_model
+    from ..model.threshold import threshold_of
 
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -75,10 +76,11 @@ def run(args: argparse.Namespace) -> int:
         name=field.name,
     )
     save_quicklook(png_path, image_path, map_path, bunit=None, cluster=cluster)
-    result = classify_map(map_path, cluster, image_path=image_path)
-    json_path.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+    threshold = threshold_of(model)
+    result = classify_map(map_path, cluster, image_path=image_path, threshold=threshold.value)
+    json_path.write_text(json.dumps(report_dict(result, threshold), indent=2) + "\n")
     print(f"probability map {map_path}  (model {model.name} v{model.version})")
     print(f"quicklook       {png_path}")
     print(f"classification  {json_path}\n")
-    print(format_report(result))
+    print(format_report(result, threshold.source))
     return 0

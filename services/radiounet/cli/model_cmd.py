@@ -1,18 +1,29 @@
-"""``radiounet model``: inspect the model repository, create a placeholder version, or copy
-the repository to and from the object store (``push``/``pull``, for TF Serving in the cluster)."""
+"""``radiounet model``: inspect the model repository, create a placeholder version, calibrate a
+version's decision threshold, or copy the repository to and from the object store
+(``push``/``pull``, for TF Serving in the cluster)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..model.repository import SIGNATURE, ModelMetadata, default_model_repo, resolve_model
-from ._common import add_model_option
+from ..core.segmentation import DEFAULT_BATCH_SIZE
+from ..model.repository import (
+    METADATA_FILE,
+    SIGNATURE,
+    ModelMetadata,
+    ModelVersion,
+    default_model_repo,
+    resolve_model,
+)
+from ..model.threshold import threshold_of
+from ._common import add_model_option, warn_placeholder
 from ._stack_settings import settings_with_stack
 from ._stream_options import add_stream_options, guarded
 
@@ -27,6 +38,8 @@ def register(sub: Any) -> None:
     add_model_option(info)
     info.add_argument("--model-version", type=int, default=None)
     info.set_defaults(run=_info)
+
+    _register_calibrate(msub)
 
     init = msub.add_parser(
         "init",
@@ -83,6 +96,52 @@ def register(sub: Any) -> None:
     pull.set_defaults(run=_pull)
 
 
+def _register_calibrate(msub: Any) -> None:
+    cal = msub.add_parser(
+        "calibrate",
+        help="choose a version's decision threshold on R from simulated clusters",
+        description="Segment the --split fields of simulated datasets (`radiounet simulate`) "
+        "with the model version, take each cluster's R (mean probability within 2.2 R500) "
+        "and its truth from the manifest, and choose the threshold of maximum accuracy: the "
+        "midpoint between two consecutive R values, ties to the widest gap. Print it beside "
+        "the paper's 0.015 and, unless --dry-run, write it as decision_threshold (with how it "
+        f"was chosen, calibration) into the version's {METADATA_FILE}, which `radiounet "
+        "classify`, `radiounet demo` and the local stack then use. TF Serving ignores "
+        "assets.extra: the weights and the serving signature are untouched. The 'train' "
+        "fields of a dataset that trained the version are refused; calibrating on the fields "
+        "an evaluation then uses flatters that evaluation.",
+    )
+    add_model_option(cal)
+    cal.add_argument(
+        "--model-version",
+        type=int,
+        default=None,
+        metavar="N",
+        help="model version (default latest)",
+    )
+    cal.add_argument(
+        "--data",
+        type=Path,
+        nargs="+",
+        required=True,
+        metavar="DIR",
+        help="dataset folder(s) holding manifest.json",
+    )
+    cal.add_argument(
+        "--split", required=True, help="fields calibrated on (e.g. test: held out from training)"
+    )
+    cal.add_argument("--max-fields", type=int, default=None, metavar="N", help="at most N fields")
+    cal.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="B",
+        help=f"tiles per model call (default {DEFAULT_BATCH_SIZE})",
+    )
+    cal.add_argument("--dry-run", action="store_true", help="print the calibration, write nothing")
+    cal.set_defaults(run=_calibrate)
+
+
 def _add_prefix(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--prefix",
@@ -97,6 +156,7 @@ def _megabytes(n: int) -> str:
 
 def _info(args: argparse.Namespace) -> int:
     model = resolve_model(args.model, version=args.model_version)
+    threshold = threshold_of(model)
     print(
         json.dumps(
             {
@@ -104,10 +164,76 @@ def _info(args: argparse.Namespace) -> int:
                 "version": model.version,
                 "path": str(model.path),
                 "signature": asdict(SIGNATURE),
+                "decision_threshold": {
+                    "value": threshold.value,
+                    "source": threshold.source,
+                    "calibrated_on": _calibration_summary(model.metadata.calibration),
+                },
                 "metadata": asdict(model.metadata),
             },
             indent=2,
         )
+    )
+    return 0
+
+
+def _calibration_summary(calibration: dict[str, Any]) -> str | None:
+    """One line of ``metadata.calibration`` (the whole record is under ``metadata``)."""
+    if not calibration:
+        return None
+    paths = ", ".join(str(d.get("path")) for d in calibration.get("datasets") or [])
+    paper = calibration.get("paper_threshold") or {}
+    return (
+        f"{calibration.get('clusters')} clusters of split {calibration.get('split')!r} of "
+        f"{paths}: accuracy {calibration.get('accuracy')} (paper's {paper.get('threshold')}: "
+        f"{paper.get('accuracy')}), {calibration.get('created')}"
+    )
+
+
+def _calibrate_command(args: argparse.Namespace, model: ModelVersion) -> str:
+    parts = ["radiounet", "model", "calibrate", "--model", str(model.path)]
+    parts += ["--data", *(str(d) for d in args.data), "--split", args.split]
+    if args.max_fields is not None:
+        parts += ["--max-fields", str(args.max_fields)]
+    return shlex.join(parts)
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ..evaluation.calibration import calibrate, summary_lines, write_calibration
+    from ..evaluation.run import load_dataset
+
+    if args.max_fields is not None and args.max_fields < 1:
+        raise ValueError(f"--max-fields must be a positive integer, got {args.max_fields!r}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size!r}")
+    for d in args.data:  # check the datasets before the (slow) model load
+        load_dataset(d)
+    model = resolve_model(args.model, version=args.model_version)
+    warn_placeholder(model.metadata.trained)
+
+    def bar(fields: list[Any]) -> Any:
+        return tqdm(fields, desc="calibrate", unit="field", disable=None, file=sys.stderr)
+
+    result = calibrate(
+        model,
+        args.data,
+        split=args.split,
+        max_fields=args.max_fields,
+        batch_size=args.batch_size,
+        progress=bar,
+    )
+    for line in summary_lines(result):
+        print(line)
+    target = model.path / METADATA_FILE
+    if args.dry_run:
+        print(f"dry run: {target} not changed")
+        return 0
+    write_calibration(result, command=_calibrate_command(args, model))
+    print(
+        f"wrote decision_threshold {result.threshold:.6g} and its calibration to {target} "
+        "(weights and serving signature untouched)"
     )
     return 0
 

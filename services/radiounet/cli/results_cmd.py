@@ -29,11 +29,13 @@ TABLE_COLUMNS = (
     ("ra", "ra_deg"),
     ("dec", "dec_deg"),
     ("R", "ratio"),
+    ("threshold", "threshold"),
     ("diffuse", "diffuse"),
     ("comps", "n_components"),
     ("model", "model"),
     ("map", "map_key"),
 )
+_MODEL_AT = [column for _, column in TABLE_COLUMNS].index("model")
 
 
 def _cell(value: Any, column: str) -> str:
@@ -43,6 +45,8 @@ def _cell(value: Any, column: str) -> str:
         return "yes" if value else "no"
     if column in ("ra_deg", "dec_deg") and isinstance(value, float):
         return f"{value:.5f}"
+    if column == "threshold" and isinstance(value, float):
+        return f"{value:.4g}"  # a calibrated threshold may need more than R's 4 decimals
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)
@@ -53,7 +57,7 @@ def _table(rows: Sequence[Mapping[str, Any]]) -> str:
     for flat in results_table(rows):
         line = [_cell(flat[column], column) for _, column in TABLE_COLUMNS]
         if flat["model"] is not None and flat["model_version"] is not None:
-            line[7] = f"{flat['model']}-{flat['model_version']}"  # as in the tile keys
+            line[_MODEL_AT] = f"{flat['model']}-{flat['model_version']}"  # as in the tile keys
         cells.append(line)
     widths = [max(len(line[i]) for line in cells) for i in range(len(TABLE_COLUMNS))]
     return "".join(

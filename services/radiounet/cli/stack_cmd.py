@@ -110,6 +110,9 @@ def _describe(state: Any) -> None:
     print(f"  Kafka bootstrap  {settings.get('kafka_bootstrap')}")
     print(f"  S3 endpoint      {settings.get('s3_endpoint')} (bucket {settings.get('bucket')})")
     print(f"  Prometheus       {state.extra.get('prometheus')}")
+    threshold = state.extra.get("classifier_threshold")
+    if isinstance(threshold, dict) and isinstance(threshold.get("value"), float):
+        print(f"  R threshold      {threshold['value']:g} ({threshold.get('source')})")
     if state.extra.get("grafana"):
         print(f"  Grafana files    {state.extra['grafana']} (dashboards + datasource provisioning)")
 

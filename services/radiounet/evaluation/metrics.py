@@ -35,7 +35,8 @@ Detection (Sec. 5)
 Classification (Sec. 6.2)
     A cluster is predicted positive when ``R >= threshold`` (as
     :func:`radiounet.core.detection.detection_ratio`). Accuracy, precision and
-    recall follow eqs. 6-7; a ratio with an empty denominator is NaN.
+    recall follow eqs. 6-7; a ratio with an empty denominator is NaN. A model
+    version's own threshold is calibrated by :func:`calibrated_threshold`.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage
 
 __all__ = [
+    "MIN_CALIBRATION_CLUSTERS",
     "PAPER_THRESHOLD",
     "ClassificationPoint",
     "DetectionMatch",
@@ -57,7 +59,9 @@ __all__ = [
     "RegionMatch",
     "SourceDetection",
     "Summary",
+    "ThresholdChoice",
     "best_accuracy",
+    "calibrated_threshold",
     "classification_at",
     "classification_sweep",
     "confusion_matrix",
@@ -72,6 +76,8 @@ __all__ = [
 
 #: R threshold of maximum accuracy on LoTSS-DR2/PSZ2 (Sec. 6.2), always in the sweep.
 PAPER_THRESHOLD = 0.015
+#: Fewest clusters :func:`calibrated_threshold` accepts.
+MIN_CALIBRATION_CLUSTERS = 6
 
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
@@ -593,6 +599,99 @@ def best_accuracy(points: Sequence[ClassificationPoint]) -> ClassificationPoint:
     if not valid:
         raise ValueError(f"no classification point with a defined accuracy among {len(points)}")
     return max(sorted(valid, key=lambda p: p.threshold), key=lambda p: p.accuracy)
+
+
+@dataclass(frozen=True)
+class ThresholdChoice:
+    """A calibrated R threshold: the classification it gives and its distance to the data.
+
+    Attributes
+    ----------
+    point : ClassificationPoint
+        Counts and rates at the threshold (``point.threshold``).
+    margin : float
+        Distance from the threshold to the nearest calibration R.
+    n_candidates : int
+        Thresholds considered (midpoints between consecutive distinct R).
+    n_best : int
+        Candidates that reach the maximum accuracy (1: no tie).
+    """
+
+    point: ClassificationPoint
+    margin: float
+    n_candidates: int
+    n_best: int
+
+    @property
+    def threshold(self) -> float:
+        return self.point.threshold
+
+
+def calibrated_threshold(ratios: ArrayLike, positives: ArrayLike) -> ThresholdChoice:
+    """The R threshold of maximum accuracy on calibration clusters with known truth.
+
+    Candidates are the midpoints between consecutive distinct R values, so the
+    threshold never sits on a calibration cluster and every candidate splits
+    the clusters into two non-empty groups (a threshold that calls every
+    cluster diffuse, or none, is not a classifier). Among candidates of equal
+    accuracy the one farthest from its nearest R wins, then the lowest.
+
+    Raises
+    ------
+    ValueError
+        With fewer than :data:`MIN_CALIBRATION_CLUSTERS` clusters, no cluster
+        with or without emission, fewer than two distinct R values, or R
+        outside [0, 1] or not finite.
+
+    Examples
+    --------
+    >>> c = calibrated_threshold([0.001, 0.002, 0.004, 0.02, 0.03, 0.05],
+    ...                          [False, False, False, True, True, True])
+    >>> round(c.threshold, 6), c.point.accuracy, round(c.margin, 6)
+    (0.012, 1.0, 0.008)
+    """
+    r, t = _ratios_and_truth(ratios, positives)
+    if r.size < MIN_CALIBRATION_CLUSTERS:
+        raise ValueError(
+            f"need at least {MIN_CALIBRATION_CLUSTERS} calibration clusters, got {r.size}"
+        )
+    n_pos = int(np.count_nonzero(t))
+    if n_pos == 0 or n_pos == r.size:
+        which = "with" if n_pos == 0 else "without"
+        raise ValueError(
+            f"no calibration cluster {which} diffuse emission among {r.size}: "
+            "the threshold between the two classes cannot be placed"
+        )
+    if r.min() < 0.0 or r.max() > 1.0:
+        raise ValueError(f"ratios must lie in [0, 1], got {r.min()!r} to {r.max()!r}")
+    levels = np.unique(r)
+    lo, hi = levels[:-1], levels[1:]
+    mids = lo + (hi - lo) / 2
+    # Neighbouring floats have no float strictly between them: such a gap holds no candidate.
+    keep = (mids > lo) & (mids < hi)
+    mids, margins = mids[keep], np.minimum(mids - lo, hi - mids)[keep]
+    if mids.size == 0:
+        raise ValueError(
+            f"the {r.size} calibration clusters have {levels.size} distinct R value(s): "
+            "no threshold can separate them"
+        )
+    # Positives at each candidate from the sorted R (one pass, not one per candidate).
+    order = np.argsort(r, kind="stable")
+    r_sorted, t_sorted = r[order], t[order]
+    pos_at_or_above = np.concatenate([np.cumsum(t_sorted[::-1])[::-1], [0]])
+    first_above = np.searchsorted(r_sorted, mids, side="left")
+    tp = pos_at_or_above[first_above]
+    fp = (r.size - first_above) - tp
+    correct = tp + (r.size - n_pos - fp)
+    best = correct == correct.max()
+    # Widest margin among the best, then the lowest threshold (argmax takes the first).
+    k = int(np.argmax(np.where(best, margins, -np.inf)))
+    return ThresholdChoice(
+        point=classification_at(r, t, float(mids[k])),
+        margin=float(margins[k]),
+        n_candidates=int(mids.size),
+        n_best=int(np.count_nonzero(best)),
+    )
 
 
 # --- confusion matrix -----------------------------------------------------------------------

@@ -31,6 +31,7 @@ __all__ = [
     "celestial_wcs",
     "image_hdu",
     "open_2d",
+    "read_header",
     "read_image",
 ]
 
@@ -310,6 +311,21 @@ def open_2d(
     if not _has_finite(data):
         raise InvalidImageError(f"{name}: every pixel is NaN or infinite (blank image)")
     return data, wcs, header, name
+
+
+def read_header(source: str | Path, *, hdu: int | str | None = None) -> fits.Header:
+    """The header of the image HDU :func:`open_2d` would read, without reading the pixels.
+
+    Raises
+    ------
+    InvalidImageError
+        Not a FITS file, or no image HDU.
+    """
+    hdul = _open(source)
+    try:
+        return image_hdu(hdul, str(source), hdu).header.copy()
+    finally:
+        hdul.close()
 
 
 def read_image(

@@ -9,6 +9,9 @@ highest, as in TF Serving's default version policy.
 from __future__ import annotations
 
 import json
+import math
+import os
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,7 @@ __all__ = [
     "default_model_repo",
     "next_version",
     "resolve_model",
+    "update_metadata",
 ]
 
 DEFAULT_MODEL_NAME = "radio_unet"
@@ -44,7 +48,12 @@ SIGNATURE = ServingSignature()
 
 @dataclass(frozen=True)
 class ModelMetadata:
-    """What a version is: architecture, training profile and provenance."""
+    """What a version is: architecture, training profile and provenance.
+
+    ``decision_threshold`` is the R threshold calibrated for this version
+    (``radiounet model calibrate``; None: not calibrated, the paper's applies)
+    and ``calibration`` how it was chosen.
+    """
 
     base_filters: int
     depth: int = 4
@@ -53,6 +62,21 @@ class ModelMetadata:
     trained: bool = False
     description: str = ""
     training: dict[str, Any] = field(default_factory=dict)
+    decision_threshold: float | None = None
+    calibration: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        t = self.decision_threshold
+        if t is not None and (
+            isinstance(t, bool)
+            or not isinstance(t, int | float)
+            or not (math.isfinite(t) and 0.0 < t < 1.0)
+        ):
+            raise ValueError(f"decision_threshold must be a number in (0, 1) or null, got {t!r}")
+        if not isinstance(self.calibration, dict):
+            raise ValueError(
+                f"calibration must be a JSON object, got {type(self.calibration).__name__}"
+            )
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
@@ -95,8 +119,44 @@ def _read_metadata(version_dir: Path) -> ModelMetadata:
         raise ValueError(f"model version {version_dir} has no {METADATA_FILE}")
     try:
         return ModelMetadata(**json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError) as exc:
+    except (json.JSONDecodeError, TypeError, ValueError) as exc:
         raise ValueError(f"invalid model metadata file {path}: {exc}") from exc
+
+
+def update_metadata(version_dir: str | Path, changes: dict[str, Any]) -> ModelMetadata:
+    """Set ``changes`` in a version's metadata file, keeping every other key as it is.
+
+    The result is checked as :class:`ModelMetadata` before anything is written,
+    and the file is replaced atomically (a temporary file renamed over it), so
+    a reader (TF Serving copying the folder, a concurrent ``model info``) sees
+    the old file or the new one, never half of one.
+
+    Raises
+    ------
+    ValueError
+        If the file is missing or invalid, or the changes make it invalid.
+    """
+    path = Path(version_dir) / METADATA_FILE
+    _read_metadata(Path(version_dir))  # refuses a missing or invalid file
+    raw = json.loads(path.read_text())
+    raw.update(changes)
+    try:
+        updated = ModelMetadata(**raw)
+        text = json.dumps(raw, indent=2, sort_keys=True, allow_nan=False) + "\n"
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot update {path}: {exc}") from exc
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.chmod(path.stat().st_mode & 0o777)  # mkstemp's 0600 would hide it from TF Serving
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return updated
 
 
 def resolve_model(

@@ -406,11 +406,11 @@ def test_results_terminal_table() -> None:
     lines = format_results([HALO_ROW, PLAIN_ROW], "table").splitlines()
     assert lines[0].split() == [heading for heading, _ in TABLE_COLUMNS]
     assert lines[1].split() == [
-        "halo", "Abell", "2255", "258.20000", "64.06000", "0.6123", "yes", "2",
+        "halo", "Abell", "2255", "258.20000", "64.06000", "0.6123", "0.2", "yes", "2",
         "radio_unet-3", "maps/halo/probability.fits",
     ]  # fmt: skip
     assert lines[2].split() == [
-        "plain", "-", "1.00000", "2.00000", "-", "-", "0", "radio_unet-3",
+        "plain", "-", "1.00000", "2.00000", "-", "-", "-", "0", "radio_unet-3",
         "maps/plain/probability.fits",
     ]  # fmt: skip
     assert format_results([], "table").split() == [heading for heading, _ in TABLE_COLUMNS]

@@ -13,13 +13,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from radiounet.dashboards.provisioning import export
 from radiounet.model.repository import default_model_repo
 
+from .classifier_threshold import classifier_threshold, threshold_flag
 from .components import DEFAULT_CREDENTIALS, Broker, Credentials, ObjectStore, Prometheus
 from .ports import free_port
 from .probes import LOOPBACK, http_ok
@@ -108,6 +109,7 @@ class LocalStack:
         self.model_metrics_port = free_port()
         self.metrics_ports: dict[str, int] = {}
         self.services: dict[str, ManagedProcess] = {}
+        self.classifier_threshold = classifier_threshold(config.model_repo)
         self.model_server = ManagedProcess(
             "model-server",
             _python_module(
@@ -166,6 +168,8 @@ class LocalStack:
             args = ["--source", self.config.source, *self.config.source_args]
         elif stage == "tiler":
             args = list(self.config.tiler_args)
+        elif stage == "classifier":
+            args = threshold_flag(self.classifier_threshold)
         env = self._env(
             RADIOUNET_METRICS_PORT=str(port),
             RADIOUNET_METRICS_HOST=LOOPBACK,
@@ -258,6 +262,7 @@ class LocalStack:
                 "settings": self.settings(),
                 "prometheus": self.prometheus.url,
                 "grafana": str(self.grafana_dir),
+                "classifier_threshold": asdict(self.classifier_threshold),
             },
         )
         save_state(state)
