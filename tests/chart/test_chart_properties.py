@@ -571,3 +571,15 @@ def test_values_files_keep_replicas_and_resources_sane(render: Any, k8s: Any) ->
             if not math.isfinite(amount(request)):
                 problems.append(f"{where}: {key} request {request}")
     assert not problems, "\n".join(problems)
+
+
+def test_default_threshold_is_the_served_versions_calibrated_one(renders: Any) -> None:
+    from radiounet.model.repository import default_model_repo
+    from radiounet.stream.local.classifier_threshold import served_version
+
+    served = served_version(default_model_repo())
+    assert served is not None and served.metadata.decision_threshold is not None, served
+    args = renders["default"].container("classifier", "classifier")["args"]
+    flags = [a.split("=", 1)[1] for a in args if a.startswith("--threshold=")]
+    # A new model version needs its own threshold here (model card, `radiounet model info`).
+    assert flags and float(flags[0]) == pytest.approx(served.metadata.decision_threshold, abs=5e-7)
