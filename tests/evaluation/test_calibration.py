@@ -229,6 +229,30 @@ def test_too_few_clusters_are_refused(
     assert resolve_model(repo).metadata.decision_threshold is None
 
 
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--split", "validation"], "no field with split 'validation' in ["),
+        (
+            ["--split", "test", "--max-fields", "0"],
+            "--max-fields must be a positive integer, got 0",
+        ),
+        (["--split", "test", "--batch-size", "0"], "--batch-size must be at least 1, got 0"),
+    ],
+)
+def test_bad_field_options_are_refused(
+    repo: Path, dataset: Path, extra: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["model", "calibrate", "--model", str(repo), "--data", str(dataset), *extra]
+    code, out, err = run_main(argv, capsys)
+    assert code == 2
+    assert out == ""
+    assert message in err
+    if "split" in message:
+        assert "(splits present: ['test', 'train'])" in err
+    assert resolve_model(repo).metadata.decision_threshold is None
+
+
 def test_calibrate_help_and_usage(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_main(["model", "calibrate", "--help"], capsys)
     assert code == 0

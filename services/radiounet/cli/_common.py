@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
 from ..core.normalisation import PROFILES
 from ..workflows import Cluster
+
+if TYPE_CHECKING:
+    from ..model.repository import ModelVersion
 
 __all__ = [
     "add_cluster_options",
@@ -70,6 +75,32 @@ def warn_placeholder(trained: bool) -> None:
             "README.md)",
             file=sys.stderr,
         )
+
+
+def model_for_fields(
+    args: argparse.Namespace, desc: str
+) -> tuple[ModelVersion, Callable[[list[Any]], Any]]:
+    """The model for a run over simulated fields, and its progress bar over the fields.
+
+    ``--max-fields``, ``--batch-size`` and the ``--data`` datasets are checked
+    before the (slow) model load, so a typo fails at once.
+    """
+    from ..evaluation.run import load_dataset
+    from ..model.repository import resolve_model
+
+    if args.max_fields is not None and args.max_fields < 1:
+        raise ValueError(f"--max-fields must be a positive integer, got {args.max_fields!r}")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size!r}")
+    for d in args.data:
+        load_dataset(d)
+    model = resolve_model(args.model, version=args.model_version)
+    warn_placeholder(model.metadata.trained)
+
+    def bar(fields: list[Any]) -> Any:
+        return tqdm(fields, desc=desc, unit="field", disable=None, file=sys.stderr)
+
+    return model, bar
 
 
 def add_cluster_options(parser: argparse.ArgumentParser, *, required: bool) -> None:

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from ..core.detection import DEFAULT_THRESHOLD
 from ..core.segmentation import DEFAULT_BATCH_SIZE
-from ._common import add_model_option, warn_placeholder
+from ._common import add_model_option, model_for_fields
 
 __all__ = ["register", "run"]
 
@@ -79,26 +76,14 @@ def _command(args: argparse.Namespace, model_path: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..evaluation.report import summary_lines, write_report
-    from ..evaluation.run import evaluate, load_dataset
-    from ..model.repository import resolve_model
+    from ..evaluation.run import evaluate
 
-    if args.max_fields is not None and args.max_fields < 1:
-        raise ValueError(f"--max-fields must be a positive integer, got {args.max_fields!r}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size!r}")
     if not 0.0 <= args.threshold <= 1.0:
         raise ValueError(f"--threshold must be in [0, 1], got {args.threshold!r}")
     existing = [args.out / name for name in OUTPUTS if (args.out / name).exists()]
     if existing and not args.overwrite:
         raise FileExistsError(f"{existing[0]} exists (use --overwrite to replace it)")
-    for d in args.data:  # check the datasets before the (slow) model load
-        load_dataset(d)
-    model = resolve_model(args.model, version=args.model_version)
-    warn_placeholder(model.metadata.trained)
-
-    def bar(fields: list[Any]) -> Any:
-        return tqdm(fields, desc="evaluate", unit="field", disable=None, file=sys.stderr)
-
+    model, bar = model_for_fields(args, "evaluate")
     evaluation = evaluate(
         model,
         args.data,

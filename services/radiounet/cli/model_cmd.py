@@ -23,7 +23,7 @@ from ..model.repository import (
     resolve_model,
 )
 from ..model.threshold import threshold_of
-from ._common import add_model_option, warn_placeholder
+from ._common import add_model_option, model_for_fields
 from ._stack_settings import settings_with_stack
 from ._stream_options import add_stream_options, guarded
 
@@ -199,23 +199,9 @@ def _calibrate_command(args: argparse.Namespace, model: ModelVersion) -> str:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from ..evaluation.calibration import calibrate, summary_lines, write_calibration
-    from ..evaluation.run import load_dataset
 
-    if args.max_fields is not None and args.max_fields < 1:
-        raise ValueError(f"--max-fields must be a positive integer, got {args.max_fields!r}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size!r}")
-    for d in args.data:  # check the datasets before the (slow) model load
-        load_dataset(d)
-    model = resolve_model(args.model, version=args.model_version)
-    warn_placeholder(model.metadata.trained)
-
-    def bar(fields: list[Any]) -> Any:
-        return tqdm(fields, desc="calibrate", unit="field", disable=None, file=sys.stderr)
-
+    model, bar = model_for_fields(args, "calibrate")
     result = calibrate(
         model,
         args.data,

@@ -32,7 +32,7 @@ from .metrics import (
     calibrated_threshold,
     classification_at,
 )
-from .run import Dataset, FieldSpec, choose_profile, evaluate_field, load_dataset, select_fields
+from .run import Dataset, FieldSpec, choose_profile, evaluate_field, load_dataset, require_fields
 
 __all__ = [
     "METHOD",
@@ -209,13 +209,7 @@ def calibrate(
         raise ValueError("give at least one dataset folder")
     datasets = [load_dataset(d) for d in data_dirs]
     check_not_training_data(model, datasets, split)
-    specs = select_fields(datasets, split=split, max_fields=max_fields)
-    if not specs:
-        present = sorted({str(f.get("split")) for d in datasets for f in d.fields})
-        raise ValueError(
-            f"no field with split {split!r} in {[str(d.path) for d in datasets]} "
-            f"(splits present: {present})"
-        )
+    specs = require_fields(datasets, split=split, max_fields=max_fields)
     profile, _ = choose_profile(
         model.metadata.profile, [str(d.setup.get("name")) for d in datasets]
     )

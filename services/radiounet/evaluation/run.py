@@ -92,6 +92,7 @@ __all__ = [
     "evaluate",
     "evaluate_field",
     "load_dataset",
+    "require_fields",
     "select_fields",
 ]
 
@@ -220,6 +221,20 @@ def select_fields(
         raise ValueError(f"max_fields must be a positive integer, got {max_fields!r}")
     chosen = [FieldSpec(d, f) for d in datasets for f in d.fields if f.get("split") == split]
     return chosen if max_fields is None else chosen[:max_fields]
+
+
+def require_fields(
+    datasets: Sequence[Dataset], *, split: str, max_fields: int | None = None
+) -> list[FieldSpec]:
+    """:func:`select_fields`, refusing an empty selection with the splits that are there."""
+    specs = select_fields(datasets, split=split, max_fields=max_fields)
+    if not specs:
+        present = sorted({str(f.get("split")) for d in datasets for f in d.fields})
+        raise ValueError(
+            f"no field with split {split!r} in {[str(d.path) for d in datasets]} "
+            f"(splits present: {present})"
+        )
+    return specs
 
 
 def choose_profile(
@@ -776,13 +791,7 @@ def evaluate(
     if n_examples < 0:
         raise ValueError(f"n_examples must be non-negative, got {n_examples!r}")
     datasets = [load_dataset(d) for d in data_dirs]
-    specs = select_fields(datasets, split=split, max_fields=max_fields)
-    if not specs:
-        available = sorted({str(f.get("split")) for d in datasets for f in d.fields})
-        raise ValueError(
-            f"no field with split {split!r} in {[str(d.path) for d in datasets]} "
-            f"(splits present: {available})"
-        )
+    specs = require_fields(datasets, split=split, max_fields=max_fields)
     chosen, reason = choose_profile(
         model.metadata.profile, [str(d.setup.get("name")) for d in datasets], profile
     )
