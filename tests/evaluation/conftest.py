@@ -194,18 +194,12 @@ def oracle_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> ModelVersion:
-    """A 2-filter Radio U-Net with seeded random weights (metadata.trained false)."""
-    from radiounet.model.export import export_saved_model
-    from radiounet.model.repository import ModelMetadata
-    from radiounet.model.unet import build_radio_unet
-    from radiounet.tf_runtime import keras
+def tiny_model(tiny_model_repo: Path) -> ModelVersion:
+    """The suite's 2-filter Radio U-Net with seeded random weights (metadata.trained false).
 
-    repo = tmp_path_factory.mktemp("model_repo")
-    keras.utils.set_random_seed(0)
-    model = build_radio_unet(base_filters=2, tile=192)
-    export_saved_model(model, repo, ModelMetadata(base_filters=2, description="tiny test model"))
-    return resolve_model(repo)
+    Read only: a test that changes a version's files copies ``tiny_model_repo`` first.
+    """
+    return resolve_model(tiny_model_repo)
 
 
 @pytest.fixture
