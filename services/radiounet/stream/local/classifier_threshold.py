@@ -15,7 +15,7 @@ from pathlib import Path
 
 from radiounet.model.repository import DEFAULT_MODEL_NAME, ModelVersion, resolve_model
 from radiounet.model.threshold import PAPER, DecisionThreshold, threshold_of
-from radiounet.stream.model_server.config import parse_model_config
+from radiounet.stream.model_server.config import parse_model_config, resolve_base_path
 from radiounet.stream.model_server.versions import aspired_versions, list_versions
 
 __all__ = ["classifier_args", "classifier_threshold", "served_version", "threshold_flag"]
@@ -39,11 +39,10 @@ def served_version(
     for model in config.model_config_list.config:
         if model.name != model_name:
             continue
-        # The shipped config names the container mount (/models/radio_unet); the model
-        # server then takes the folder of that name beside the config, and so does this.
-        base = Path(model.base_path)
-        if not base.is_dir():
-            base = config_path.parent / base.name
+        try:
+            base = resolve_base_path(model.base_path, config_path.parent)  # as the server does
+        except ValueError:
+            return None
         versions = aspired_versions(model.model_version_policy, list_versions(base))
         if not versions:
             return None

@@ -19,6 +19,7 @@ from ._protos import model_server_config_pb2
 __all__ = [
     "load_model_config",
     "parse_model_config",
+    "resolve_base_path",
     "single_model_config",
     "validate_model_config",
 ]
@@ -70,17 +71,30 @@ def load_model_config(path: str | Path) -> Any:
         raise ValueError(f"cannot read model config {path}: {exc}") from exc
     config = parse_model_config(text)
     for model in config.model_config_list.config:
-        model.base_path = str(_resolve_base_path(model.base_path, path.parent))
+        resolved = resolve_base_path(model.base_path, path.parent)
+        if resolved != Path(model.base_path):
+            _log.warning(
+                "base_path %s not found; using %s next to the model config",
+                model.base_path,
+                resolved,
+            )
+        model.base_path = str(resolved)
     return config
 
 
-def _resolve_base_path(base_path: str, config_dir: Path) -> Path:
+def resolve_base_path(base_path: str, config_dir: Path) -> Path:
+    """``base_path`` if it is a folder, else the folder of its name beside the config.
+
+    Raises
+    ------
+    ValueError
+        If neither is a folder.
+    """
     given = Path(base_path)
     if given.is_dir():
         return given
     beside = config_dir / given.name
     if beside.is_dir():
-        _log.warning("base_path %s not found; using %s next to the model config", given, beside)
         return beside
     raise ValueError(f"model base_path {base_path!r} is not a folder")
 
