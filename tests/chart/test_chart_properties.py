@@ -573,13 +573,32 @@ def test_values_files_keep_replicas_and_resources_sane(render: Any, k8s: Any) ->
     assert not problems, "\n".join(problems)
 
 
-def test_default_threshold_is_the_served_versions_calibrated_one(renders: Any) -> None:
-    from radiounet.model.repository import default_model_repo
-    from radiounet.stream.local.classifier_threshold import served_version
+def test_the_classifier_reads_thresholds_where_the_models_are_pushed(
+    renders: Any, env_of: Any
+) -> None:
+    render = renders["default"]
+    classifier = render.container("classifier", "classifier")
+    args = classifier["args"]
+    assert not any(a.startswith("--threshold") for a in args), args
+    (repository,) = [a.split("=", 1)[1] for a in args if a.startswith("--model-repo=")]
+    # The bucket every container uses, and the prefix of the setup Job's push and TF Serving's pull.
+    bucket = env_of(render, classifier, pod_name="classifier-0")["RADIOUNET_BUCKET"]
+    push = render.container("setup", "model-push", kind="Job")
+    pull = render.container("model-server", "model-pull")
+    for container in (push, pull):
+        assert env_of(render, container, pod_name="p-0")["RADIOUNET_BUCKET"] == bucket
+        prefix = container["args"][container["args"].index("--prefix") + 1]
+        assert repository == f"s3://{bucket}/{prefix}", container["args"]
 
-    served = served_version(default_model_repo())
-    assert served is not None and served.metadata.decision_threshold is not None, served
-    args = renders["default"].container("classifier", "classifier")["args"]
-    flags = [a.split("=", 1)[1] for a in args if a.startswith("--threshold=")]
-    # A new model version needs its own threshold here (model card, `radiounet model info`).
-    assert flags and float(flags[0]) == pytest.approx(served.metadata.decision_threshold, abs=5e-7)
+
+def test_a_fixed_threshold_replaces_the_repository(helm: Any, k8s: Any) -> None:
+    # --set-json: helm --set passes 0.02 as a string, which the schema refuses.
+    done = helm(*k8s.template_args(extra=["--set-json", "classifier.threshold=0.02"]))
+    assert done.returncode == 0, done.stderr
+    (deployment,) = [
+        d
+        for d in k8s.parse_manifests(done.stdout)
+        if d.get("kind") == "Deployment" and k8s.labels_of(d).get(k8s.COMPONENT) == "classifier"
+    ]
+    args = k8s.containers(deployment)[0]["args"]
+    assert "--threshold=0.02" in args and not any(a.startswith("--model-repo") for a in args)

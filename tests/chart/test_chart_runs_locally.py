@@ -44,6 +44,8 @@ from typing import Any
 
 import pytest
 
+from radiounet.model.repository import resolve_model
+from radiounet.model.threshold import threshold_of
 from radiounet.stream.local.components import Broker, Credentials, ObjectStore
 from radiounet.stream.local.ports import free_port
 from radiounet.stream.local.probes import LOOPBACK, http_ok, http_request, tcp_open
@@ -700,12 +702,23 @@ def run_pipeline(
     assert sorted(r["pointing_id"] for r in rows) == sorted(ids), rows
     classifier = program(render.container("classifier", "classifier"))[1]
     threshold = [a.split("=", 1)[1] for a in classifier if a.startswith("--threshold=")]
+    repository = [a.split("=", 1)[1] for a in classifier if a.startswith("--model-repo=")]
+    assert len(threshold) + len(repository) == 1, classifier
     for row in rows:
         assert isinstance(row["ratio"], float) and math.isfinite(row["ratio"]), row
         assert isinstance(row["diffuse"], bool), row
         assert row["diffuse"] == (row["ratio"] >= row["threshold"]), row
         if threshold:  # the chart's flag reached the classifier
             assert row["threshold"] == pytest.approx(float(threshold[0])), row
+        else:  # the map's version's threshold, from the repository the setup Job pushed
+            made_by = resolve_model(
+                IMAGE_PATHS["/opt/radiounet/model_repo"],
+                name=row["model"],
+                version=row["model_version"],
+            )
+            expected = threshold_of(made_by)
+            assert row["threshold"] == pytest.approx(expected.value), row
+            assert row["threshold_source"] == expected.source, row
 
     # Every probe of the chart answers, and every ServiceMonitor endpoint serves metrics.
     assert not cluster.probes_answer(), cluster.probes_answer()

@@ -282,22 +282,34 @@ def test_classification_rejects_bad_input() -> None:
 
 
 def test_calibrated_threshold_by_hand() -> None:
-    # Midpoints 0.0025, 0.0075, 0.015, 0.035, 0.125: 0.0075 and 0.035 both reach 5/6;
-    # 0.035 is 0.015 from its nearest R, 0.0075 only 0.0025: 0.035 wins.
+    # Geometric midpoints 0.0025 (above 0: hi/2), 0.00707, 0.01414, 0.03162, 0.1: 0.00707 and
+    # 0.03162 both reach 5/6; 0.03162 is 0.199 dex from its nearest R, 0.00707 only 0.151.
     c = calibrated_threshold(RATIOS, POSITIVE)
-    assert c.threshold == pytest.approx(0.035)
+    assert c.threshold == pytest.approx(math.sqrt(0.02 * 0.05))
     assert (c.point.tp, c.point.fp, c.point.tn, c.point.fn) == (2, 0, 3, 1)
     assert c.point.accuracy == pytest.approx(5 / 6)
-    assert c.margin == pytest.approx(0.015)
+    assert c.margin == pytest.approx(0.5 * math.log10(2.5))
     assert (c.n_candidates, c.n_best) == (5, 2)
 
 
+def test_calibrated_threshold_is_halfway_in_dex() -> None:
+    # 0.001 and 0.1: the arithmetic midpoint 0.0505 would sit 1.7 dex above the negative and
+    # 0.3 dex below the positive; the geometric one, 0.01, is 1 dex from both.
+    c = calibrated_threshold([0.0005, 0.001, 0.001, 0.1, 0.1, 0.2], [False] * 3 + [True] * 3)
+    assert c.threshold == pytest.approx(0.01)
+    assert c.margin == pytest.approx(1.0)
+    assert c.point.accuracy == 1.0
+
+
 def test_calibrated_threshold_equal_margins_go_to_the_lowest() -> None:
-    ratios = [0.125, 0.25, 0.375, 0.5, 0.625, 0.75]  # equal gaps, exact in binary
+    # Powers of two: every gap is a factor 2, and the candidates' margins are equal floats.
+    ratios = [2.0**-k for k in (7, 6, 5, 4, 3, 2)]
     c = calibrated_threshold(ratios, [True, False, False, True, False, True])
-    # 0.4375 and 0.6875 both classify 4 of 6 right, both 0.0625 from their nearest R.
-    assert c.threshold == 0.4375
+    # sqrt(2^-5 * 2^-4) and sqrt(2^-3 * 2^-2) both classify 4 of 6 right, both half a factor
+    # 2 (0.151 dex) from their nearest R.
+    assert c.threshold == pytest.approx(2.0**-4.5)
     assert c.point.accuracy == pytest.approx(4 / 6)
+    assert c.margin == pytest.approx(0.5 * math.log10(2))
     assert c.n_best == 2
 
 
@@ -305,8 +317,8 @@ def test_calibrated_threshold_ignores_order_and_duplicates() -> None:
     ratios = [0.2, 0.01, 0.01, 0.05, 0.001, 0.001, 0.3]
     truth = [True, False, False, True, False, False, True]
     c = calibrated_threshold(ratios, truth)
-    assert c.threshold == pytest.approx(0.03)  # between 0.01 (negatives) and 0.05
-    assert c.point.accuracy == 1.0 and c.margin == pytest.approx(0.02)
+    assert c.threshold == pytest.approx(math.sqrt(0.01 * 0.05))  # negatives 0.01, then 0.05
+    assert c.point.accuracy == 1.0 and c.margin == pytest.approx(0.5 * math.log10(5))
     assert c.n_candidates == 4  # 5 distinct values
 
 
@@ -360,7 +372,7 @@ def test_calibrated_threshold_is_the_most_accurate_split(
     below = max(r for r in levels if r < c.threshold)
     above = min(r for r in levels if r > c.threshold)
     assert levels.index(above) == levels.index(below) + 1
-    assert c.margin == pytest.approx(min(c.threshold - below, above - c.threshold))
+    assert c.margin == pytest.approx(_dex_margin(below, c.threshold, above))
     # Every threshold that puts clusters on both sides acts as one of the R values above the
     # lowest (R >= t picks the same clusters as R >= the smallest R not below t).
     best = max(classification_at(ratios, truth, t).accuracy for t in levels[1:])
@@ -368,9 +380,14 @@ def test_calibrated_threshold_is_the_most_accurate_split(
     assert c.point == classification_at(ratios, truth, c.threshold)
     # No other candidate of the same accuracy lies farther from its nearest R.
     for lo, hi in itertools.pairwise(levels):
-        mid = lo + (hi - lo) / 2
+        mid = math.sqrt(lo * hi) if lo > 0 else hi / 2
         if classification_at(ratios, truth, mid).accuracy == best:
-            assert min(mid - lo, hi - mid) <= c.margin + 1e-12
+            assert _dex_margin(lo, mid, hi) <= c.margin + 1e-12
+
+
+def _dex_margin(below: float, t: float, above: float) -> float:
+    """Distance from ``t`` to the nearer of its neighbours, in dex (infinite below 0)."""
+    return min(math.log10(t / below) if below > 0 else math.inf, math.log10(above / t))
 
 
 @settings(max_examples=200, deadline=None, database=None)
@@ -386,7 +403,8 @@ def test_separable_clusters_are_separated_perfectly(neg: list[int], pos: list[in
     c = calibrated_threshold(negatives + positives, [False] * len(neg) + [True] * len(pos))
     assert c.point.accuracy == 1.0
     assert max(negatives) < c.threshold < min(positives)
-    assert c.threshold == pytest.approx((max(negatives) + min(positives)) / 2)
+    lo, hi = max(negatives), min(positives)
+    assert c.threshold == pytest.approx(math.sqrt(lo * hi) if lo > 0 else hi / 2)
 
 
 # --- confusion matrix -----------------------------------------------------------------------

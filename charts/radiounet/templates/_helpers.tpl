@@ -206,6 +206,12 @@ for the Strimzi cluster, as given for an external one.
 {{- printf "%s:8500" (include "radiounet.componentName" (dict "ctx" . "component" "model-server")) }}
 {{- end }}
 
+{{/* Where the model repository lives in the bucket: the setup Job pushes it there, the model-pull
+init container pulls it, the classifier reads each version's threshold from it. */}}
+{{- define "radiounet.modelPrefix" -}}
+model_repo/
+{{- end }}
+
 {{/* The input topic (without prefix) of each stage, as in radiounet.stream.topics. */}}
 {{- define "radiounet.inputTopic" -}}
 {{- get (dict "fetcher" "pointings" "tiler" "cutouts" "reassembler" "tile-chunks" "classifier" "maps") . }}

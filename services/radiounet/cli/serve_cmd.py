@@ -60,7 +60,20 @@ def register(sub: Any) -> None:
     )
 
     c = stages.add_parser("classifier", help="maps -> R, decision, components, results table")
-    c.add_argument("--threshold", type=float, default=None, help="decision threshold on R")
+    c.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="a fixed decision threshold on R for every map (overrides --model-repo)",
+    )
+    c.add_argument(
+        "--model-repo",
+        default=None,
+        metavar="FOLDER|s3://BUCKET/PREFIX",
+        help="model repository to read each map's model version's calibrated threshold from, "
+        "for every map (`radiounet model calibrate`; a version without one gets the paper's "
+        "0.015); without it and --threshold, the paper's 0.015 applies to every map",
+    )
     c.add_argument("--radius", type=float, default=None, help="aperture radius [R500]")
 
     for parser in (f, t, r, c):
@@ -125,9 +138,15 @@ def _stage(args: argparse.Namespace, settings: Any, store: Any) -> Any:
 
         return ReassemblerStage(store, settings, quicklook=args.quicklook)
     from ..stream.classifier.service import ClassifierStage
+    from ..stream.classifier.thresholds import parse_repository
 
-    options = {k: v for k, v in (("threshold", args.threshold), ("radius_r500", args.radius))}
-    return ClassifierStage(store, settings, **{k: v for k, v in options.items() if v is not None})
+    thresholds = None
+    if args.threshold is None and args.model_repo is not None:
+        thresholds = parse_repository(args.model_repo, store)
+    options = {"threshold": args.threshold, "thresholds": thresholds, "radius_r500": args.radius}
+    stage = ClassifierStage(store, settings, **{k: v for k, v in options.items() if v is not None})
+    logging.getLogger(__name__).info("decision threshold on R: %s", stage.thresholds)
+    return stage
 
 
 def run(args: argparse.Namespace) -> int:

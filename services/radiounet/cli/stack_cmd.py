@@ -112,7 +112,10 @@ def _describe(state: Any) -> None:
     print(f"  Prometheus       {state.extra.get('prometheus')}")
     threshold = state.extra.get("classifier_threshold")
     if isinstance(threshold, dict) and isinstance(threshold.get("value"), float):
-        print(f"  R threshold      {threshold['value']:g} ({threshold.get('source')})")
+        print(
+            f"  R threshold      each map's model version's; the served one's is "
+            f"{threshold['value']:g} ({threshold.get('source')})"
+        )
     if state.extra.get("grafana"):
         print(f"  Grafana files    {state.extra['grafana']} (dashboards + datasource provisioning)")
 

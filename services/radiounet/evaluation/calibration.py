@@ -44,8 +44,8 @@ __all__ = [
 ]
 
 METHOD = (
-    "maximum accuracy of R >= threshold over the midpoints between consecutive distinct R "
-    "of the calibration clusters; ties to the widest margin"
+    "maximum accuracy of R >= threshold over the geometric midpoints between consecutive "
+    "distinct R of the calibration clusters; ties to the widest margin in dex"
 )
 
 
@@ -272,7 +272,7 @@ def summary_lines(calibration: Calibration) -> list[str]:
             f"{_rate(point.precision):>9}  {_rate(point.recall):>6}"
         )
     tie = f"; {c.choice.n_best} thresholds tie at this accuracy" if c.choice.n_best > 1 else ""
-    lines += ["", f"margin       {c.choice.margin:.3g} to the nearest cluster's R{tie}"]
+    lines += ["", f"margin       {c.choice.margin:.3g} dex to the nearest cluster's R{tie}"]
     return lines
 
 

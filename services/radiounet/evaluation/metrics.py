@@ -610,9 +610,10 @@ class ThresholdChoice:
     point : ClassificationPoint
         Counts and rates at the threshold (``point.threshold``).
     margin : float
-        Distance from the threshold to the nearest calibration R.
+        Distance from the threshold to the nearest calibration R, in dex
+        (``log10`` of the ratio; a geometric midpoint is as far from both).
     n_candidates : int
-        Thresholds considered (midpoints between consecutive distinct R).
+        Thresholds considered (geometric midpoints between consecutive distinct R).
     n_best : int
         Candidates that reach the maximum accuracy (1: no tie).
     """
@@ -630,11 +631,13 @@ class ThresholdChoice:
 def calibrated_threshold(ratios: ArrayLike, positives: ArrayLike) -> ThresholdChoice:
     """The R threshold of maximum accuracy on calibration clusters with known truth.
 
-    Candidates are the midpoints between consecutive distinct R values, so the
-    threshold never sits on a calibration cluster and every candidate splits
-    the clusters into two non-empty groups (a threshold that calls every
-    cluster diffuse, or none, is not a classifier). Among candidates of equal
-    accuracy the one farthest from its nearest R wins, then the lowest.
+    Candidates are the geometric midpoints ``sqrt(lo * hi)`` between consecutive
+    distinct R values (R spans decades, so "halfway" is a ratio, not a
+    difference; above an R of 0 the candidate is ``hi / 2``). So the threshold
+    never sits on a calibration cluster and every candidate splits the clusters
+    into two non-empty groups (a threshold that calls every cluster diffuse, or
+    none, is not a classifier). Among candidates of equal accuracy the one
+    farthest from its nearest R in dex wins, then the lowest.
 
     Raises
     ------
@@ -647,8 +650,8 @@ def calibrated_threshold(ratios: ArrayLike, positives: ArrayLike) -> ThresholdCh
     --------
     >>> c = calibrated_threshold([0.001, 0.002, 0.004, 0.02, 0.03, 0.05],
     ...                          [False, False, False, True, True, True])
-    >>> round(c.threshold, 6), c.point.accuracy, round(c.margin, 6)
-    (0.012, 1.0, 0.008)
+    >>> round(c.threshold, 6), c.point.accuracy, round(c.margin, 3)
+    (0.008944, 1.0, 0.349)
     """
     r, t = _ratios_and_truth(ratios, positives)
     if r.size < MIN_CALIBRATION_CLUSTERS:
@@ -666,10 +669,12 @@ def calibrated_threshold(ratios: ArrayLike, positives: ArrayLike) -> ThresholdCh
         raise ValueError(f"ratios must lie in [0, 1], got {r.min()!r} to {r.max()!r}")
     levels = np.unique(r)
     lo, hi = levels[:-1], levels[1:]
-    mids = lo + (hi - lo) / 2
+    mids = np.where(lo > 0, np.sqrt(lo * hi), hi / 2)
     # Neighbouring floats have no float strictly between them: such a gap holds no candidate.
     keep = (mids > lo) & (mids < hi)
-    mids, margins = mids[keep], np.minimum(mids - lo, hi - mids)[keep]
+    with np.errstate(divide="ignore"):
+        margins = np.minimum(np.log10(mids / lo), np.log10(hi / mids))
+    mids, margins = mids[keep], margins[keep]
     if mids.size == 0:
         raise ValueError(
             f"the {r.size} calibration clusters have {levels.size} distinct R value(s): "

@@ -25,6 +25,7 @@ __all__ = [
     "ServingSignature",
     "default_model_repo",
     "next_version",
+    "parse_metadata",
     "resolve_model",
     "update_metadata",
 ]
@@ -113,14 +114,28 @@ def next_version(model_dir: Path) -> int:
     return versions[-1] + 1 if versions else 1
 
 
+def parse_metadata(text: str | bytes, where: str) -> ModelMetadata:
+    """A version's metadata from the text of its :data:`METADATA_FILE` (``where``: for errors).
+
+    Raises
+    ------
+    ValueError
+        If it is not JSON or not valid metadata.
+    """
+    try:
+        raw = json.loads(text)
+        if not isinstance(raw, dict):
+            raise TypeError(f"a JSON object is needed, got {type(raw).__name__}")
+        return ModelMetadata(**raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, TypeError, ValueError) as exc:
+        raise ValueError(f"invalid model metadata file {where}: {exc}") from exc
+
+
 def _read_metadata(version_dir: Path) -> ModelMetadata:
     path = version_dir / METADATA_FILE
     if not path.is_file():
         raise ValueError(f"model version {version_dir} has no {METADATA_FILE}")
-    try:
-        return ModelMetadata(**json.loads(path.read_text()))
-    except (json.JSONDecodeError, TypeError, ValueError) as exc:
-        raise ValueError(f"invalid model metadata file {path}: {exc}") from exc
+    return parse_metadata(path.read_text(), str(path))
 
 
 def update_metadata(version_dir: str | Path, changes: dict[str, Any]) -> ModelMetadata:

@@ -14,6 +14,7 @@ A row (``schema_version`` 1; fields are only ever added)::
     model              {name, version, signature}
     has_cluster        false: no ratio, no decision (null below)
     ratio, threshold, diffuse
+    threshold_source   where the threshold came from (given, calibrated for a version, the paper's)
     aperture           {radius_r500, radius_pix, centre_xy, n_pixels, fraction_in_image} or null
     placeholder_model  true if the map says it was made with untrained weights
     n_components, components   (see radiounet.core.components.Component)
@@ -69,6 +70,7 @@ RESULT_COLUMNS = (
     "has_cluster",
     "ratio",
     "threshold",
+    "threshold_source",
     "diffuse",
     "aperture_r500",
     "aperture_pixels",
@@ -111,6 +113,7 @@ def result_row(
     model: pb.ModelRef,
     *,
     classification: Classification | None,
+    threshold_source: str | None = None,
     components: Sequence[Component] = (),
     map_key: str,
     quicklook_key: str = "",
@@ -128,6 +131,8 @@ def result_row(
         The model that made its map.
     classification : Classification or None
         R, decision and components when the pointing names a cluster; None otherwise.
+    threshold_source : str or None
+        Where the classification's threshold came from.
     components : sequence of Component
         The component catalogue when there is no classification (which has its own).
 
@@ -158,6 +163,7 @@ def result_row(
         "cluster": None,
         "ratio": None,
         "threshold": None,
+        "threshold_source": None,
         "diffuse": None,
         "aperture": None,
         "placeholder_model": None,
@@ -175,6 +181,7 @@ def result_row(
             cluster=c["cluster"],
             ratio=c["ratio"],
             threshold=c["threshold"],
+            threshold_source=threshold_source,
             diffuse=c["detected"],
             aperture={
                 "radius_r500": c["aperture_r500"],
@@ -231,6 +238,7 @@ def results_table(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "has_cluster": row.get("has_cluster"),
             "ratio": row.get("ratio"),
             "threshold": row.get("threshold"),
+            "threshold_source": row.get("threshold_source"),
             "diffuse": row.get("diffuse"),
             "aperture_r500": aperture.get("radius_r500"),
             "aperture_pixels": aperture.get("n_pixels"),

@@ -2,7 +2,8 @@
 
 For each map, the same computation as ``radiounet classify``
 (:func:`radiounet.workflows.classify_map`) when the pointing names a cluster:
-R within ``radius_r500`` R500 and ``R >= threshold``; the component catalogue
+R within ``radius_r500`` R500 and ``R >= threshold``, with the threshold of the
+map's model version or a fixed one (:mod:`.thresholds`); the component catalogue
 (:func:`radiounet.workflows.map_components`) either way, with flux densities
 from the cutout. The result row is written to ``results/<pointing id>.json``
 (a replay overwrites it) and a ``Detection`` is published.
@@ -16,8 +17,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from radiounet.core.components import Component
-from radiounet.core.detection import DEFAULT_RADIUS_R500, DEFAULT_THRESHOLD
+from radiounet.core.detection import DEFAULT_RADIUS_R500
 from radiounet.io.fits_image import InvalidImageError
+from radiounet.model.threshold import DecisionThreshold
 from radiounet.stream import telemetry as tm
 from radiounet.stream.errors import PermanentError
 from radiounet.stream.keys import POINTING_ID_PATTERN, result_key
@@ -30,6 +32,7 @@ from radiounet.stream.topics import DETECTIONS, MAPS
 from radiounet.workflows import Classification, Cluster, classify_map, map_components
 
 from .results import cluster_of, result_row
+from .thresholds import FixedThreshold, ThresholdSource
 
 __all__ = ["ClassifierStage"]
 
@@ -44,7 +47,10 @@ class ClassifierStage:
     settings : Settings, optional
         The service's settings (unused so far; the common stage signature).
     threshold : float, keyword-only
-        Decision threshold on R (Stuardi et al. 2024: 0.015).
+        A fixed decision threshold on R for every map.
+    thresholds : ThresholdSource, keyword-only
+        The threshold for each map's model version (e.g. a
+        :class:`~.thresholds.RepositoryThresholds`). Neither: the paper's 0.015.
     radius_r500 : float, keyword-only
         Aperture radius in R500 (2.2).
     clock : callable, keyword-only
@@ -54,24 +60,39 @@ class ClassifierStage:
     name = "classifier"
     input_topic = MAPS
     output_topics = (DETECTIONS,)
-    dead_letter_reasons = ("bad_map", "invalid_pointing", "invalid_map", "unclassifiable")
+    dead_letter_reasons = (
+        "bad_map",
+        "invalid_pointing",
+        "invalid_map",
+        "unclassifiable",
+        "bad_model_metadata",
+    )
 
     def __init__(
         self,
         store: ObjectStore,
         settings: Settings | None = None,
         *,
-        threshold: float = DEFAULT_THRESHOLD,
+        threshold: float | None = None,
+        thresholds: ThresholdSource | None = None,
         radius_r500: float = DEFAULT_RADIUS_R500,
         clock: Callable[[], int] = now_ms,
     ) -> None:
-        if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
+        if threshold is not None and thresholds is not None:
+            raise ValueError("give a fixed threshold or a threshold source, not both")
+        if threshold is not None and not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
             raise ValueError(f"threshold must be in [0, 1], got {threshold!r}")
         if not (math.isfinite(radius_r500) and radius_r500 > 0):
             raise ValueError(f"aperture radius must be positive (in R500), got {radius_r500!r}")
         self.store = store
         self.settings = settings
-        self.threshold = threshold
+        if thresholds is None:
+            thresholds = FixedThreshold(
+                DecisionThreshold.paper()
+                if threshold is None
+                else DecisionThreshold.given(threshold)
+            )
+        self.thresholds = thresholds
         self.radius_r500 = radius_r500
         self.clock = clock
         for outcome in ("diffuse", "none", "no_cluster"):
@@ -92,15 +113,20 @@ class ClassifierStage:
                 f"pointing {pointing.id}: {exc}", code="invalid_pointing"
             ) from None
 
+        # Before the map is read: an unreachable repository is retried like the store.
+        decision = self.thresholds.for_model(message.model) if cluster is not None else None
         map_bytes = self.store.get_bytes(message.map)
         cutout_bytes = self.store.get_bytes(message.cutout) if message.cutout.key else None
         tm.BYTES.labels(self.name, "read").inc(len(map_bytes) + len(cutout_bytes or b""))
-        classification, components = self._classify(message, map_bytes, cutout_bytes, cluster)
+        classification, components = self._classify(
+            message, map_bytes, cutout_bytes, cluster, decision
+        )
 
         row = result_row(
             pointing,
             message.model,
             classification=classification,
+            threshold_source=None if decision is None else decision.source,
             components=components,
             map_key=message.map.key,
             quicklook_key=message.quicklook.key,
@@ -138,6 +164,7 @@ class ClassifierStage:
         map_bytes: bytes,
         cutout_bytes: bytes | None,
         cluster: Cluster | None,
+        decision: DecisionThreshold | None,
     ) -> tuple[Classification | None, Sequence[Component]]:
         """Classification (None without a cluster) and components, from files in a temp dir."""
         with tempfile.TemporaryDirectory(prefix="radiounet-classify-") as tmp:
@@ -148,13 +175,13 @@ class ClassifierStage:
                 image_path = Path(tmp) / "cutout.fits"
                 image_path.write_bytes(cutout_bytes)
             try:
-                if cluster is None:
+                if cluster is None or decision is None:
                     return None, map_components(map_path, image_path=image_path)
                 result = classify_map(
                     map_path,
                     cluster,
                     image_path=image_path,
-                    threshold=self.threshold,
+                    threshold=decision.value,
                     radius_r500=self.radius_r500,
                 )
                 return result, ()

@@ -20,7 +20,7 @@ from typing import Any
 from radiounet.dashboards.provisioning import export
 from radiounet.model.repository import default_model_repo
 
-from .classifier_threshold import classifier_threshold, threshold_flag
+from .classifier_threshold import classifier_args, classifier_threshold
 from .components import DEFAULT_CREDENTIALS, Broker, Credentials, ObjectStore, Prometheus
 from .ports import free_port
 from .probes import LOOPBACK, http_ok
@@ -169,7 +169,7 @@ class LocalStack:
         elif stage == "tiler":
             args = list(self.config.tiler_args)
         elif stage == "classifier":
-            args = threshold_flag(self.classifier_threshold)
+            args = classifier_args(self.config.model_repo)
         env = self._env(
             RADIOUNET_METRICS_PORT=str(port),
             RADIOUNET_METRICS_HOST=LOOPBACK,
