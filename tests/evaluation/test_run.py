@@ -147,6 +147,17 @@ def test_end_to_end_with_a_tiny_model(
     assert r["detection"]["sigma3"]["fp_regions"] >= 2
     assert r["segmentation"]["sigma3"]["mean"] < 1.0
     assert isinstance(r["detection"]["only_network"]["tp_sources"], int)
+    # The network's pixel-threshold sweep: its 0.5 entry is the headline, and a higher
+    # threshold detects a subset of the pixels, so never more sources.
+    sweep = r["detection"]["network_sweep"]
+    assert [p["pixel_threshold"] for p in sweep] == [0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
+    headline = r["detection"]["network"]
+    assert {k: v for k, v in sweep[0].items() if k != "pixel_threshold"} == {
+        k: headline[k] for k in sweep[0] if k != "pixel_threshold"
+    }
+    tps = [p["tp_sources"] for p in sweep]
+    assert tps == sorted(tps, reverse=True)
+    assert all(p["n_sources_counted"] == 4 for p in sweep)
     cls = r["classification"]
     assert cls["n_clusters"] == 5 and len(cls["sweep"]) >= 40
     assert {"accuracy", "precision", "recall", "threshold"} <= set(cls["sweep"][0])
@@ -171,6 +182,7 @@ def test_end_to_end_with_a_tiny_model(
     for rel in ("figures/iou.png", "figures/classification_sweep.png", "figures/examples.png"):
         assert f"]({rel})" in md
     assert "radiounet evaluate ..." in md
+    assert "### Network detection at other pixel thresholds (diagnostic" in md
 
 
 # --- command line ---------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 The JSON holds every number (NaN written as ``null``); the markdown report
 puts ours beside Stuardi et al. (2024)'s, with one PASS/FAIL line per target
 of the issue (beat both baselines on IoU; precision and recall at least the
-paper's). Figures are drawn on explicit Agg canvases, without pyplot.
+paper's), and the network's detection at other pixel thresholds as a
+diagnostic. Figures are drawn on explicit Agg canvases, without pyplot.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import matplotlib as mpl
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
@@ -119,6 +121,28 @@ def _pm(summary: dict[str, Any] | None, digits: int = 2) -> str:
     sem = _num(summary.get("sem"))
     tail = "" if math.isnan(sem) else f" ± {sem:.{digits}f}"
     return f"{_fmt(summary.get('mean'), digits)}{tail}"
+
+
+def _sweep_reaching(sweep: Sequence[dict[str, Any]]) -> list[float]:
+    """Pixel thresholds whose precision and recall both reach the paper's (NaN never does)."""
+    return [
+        p["pixel_threshold"]
+        for p in sweep
+        if _num(p.get("precision")) >= PAPER["precision"]
+        and _num(p.get("recall")) >= PAPER["recall"]
+    ]
+
+
+def _sweep_sentence(sweep: Sequence[dict[str, Any]]) -> str:
+    reach = _sweep_reaching(sweep)
+    both = f"the paper's precision ({PAPER['precision']}) and recall ({PAPER['recall']})"
+    caveat = "a threshold picked on the test set would flatter it"
+    if not reach:
+        return f"No pixel threshold reaches both {both} on this test set, although {caveat}."
+    return (
+        f"Pixel thresholds reaching both {both} on this test set: "
+        f"{', '.join(f'{t:g}' for t in reach)}; {caveat} (choose one on other fields)."
+    )
 
 
 def assess_targets(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -239,6 +263,13 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
         f"TP only the network finds above 3 sigma: {_fmt(det['only_network']['fraction'])} "
         f"(paper {PAPER['only_network_fraction']})"
     )
+    sweep = det.get("network_sweep") or []
+    if sweep:
+        lines.append(
+            f"detection sweep (diagnostic): precision/recall at pixel threshold "
+            f"{sweep[0]['pixel_threshold']:g} .. {sweep[-1]['pixel_threshold']:g}: "
+            + ", ".join(f"{_fmt(p['precision'])}/{_fmt(p['recall'])}" for p in sweep)
+        )
     cls = report["classification"]
     if cls.get("at_threshold"):
         a, b = cls["at_threshold"], cls["best"]
@@ -408,6 +439,41 @@ def render_markdown(report: dict[str, Any], figures: dict[str, str]) -> str:
         f"![detection]({figures['detection']})",
         "",
     ]
+    sweep = det.get("network_sweep") or []
+    if sweep:
+        md += [
+            "### Network detection at other pixel thresholds (diagnostic; the paper's rule and "
+            "the targets use 0.5)",
+            "",
+            *_table(
+                [
+                    "pixel threshold",
+                    "TP src",
+                    "FN src",
+                    "true regions",
+                    "FP regions",
+                    "precision (95%)",
+                    "recall (95%)",
+                ],
+                [
+                    [
+                        f"{p['pixel_threshold']:g}",
+                        p["tp_sources"],
+                        p["fn_sources"],
+                        p["true_regions"],
+                        p["fp_regions"],
+                        f"{_fmt(p['precision'])} ({_fmt(p['precision_interval95'][0])}–"
+                        f"{_fmt(p['precision_interval95'][1])})",
+                        f"{_fmt(p['recall'])} ({_fmt(p['recall_interval95'][0])}–"
+                        f"{_fmt(p['recall_interval95'][1])})",
+                    ]
+                    for p in sweep
+                ],
+            ),
+            "",
+            _sweep_sentence(sweep),
+            "",
+        ]
 
     cls = report["classification"]
     md += ["## Cluster classification on R (2.2 R500 aperture)", ""]
@@ -592,9 +658,11 @@ def _title(what: str, report: dict[str, Any]) -> str:
 
 
 def plot_detection(report: dict[str, Any], path: Path) -> None:
+    """Precision and recall of each method; with a sweep, the network's curve beside them."""
     det, methods = report["detection"], report["methods"]
-    fig = _figure(6.5, 4.0)
-    ax = fig.add_subplot(1, 1, 1)
+    sweep = det.get("network_sweep") or []
+    fig = _figure(11.0 if sweep else 6.5, 4.0)
+    ax = fig.add_subplot(1, 2 if sweep else 1, 1)
     x = np.arange(len(methods))
     for k, (key, colour) in enumerate((("precision", "C0"), ("recall", "C3"))):
         vals = np.array([_num(det[m][key]) for m in methods])
@@ -619,7 +687,29 @@ def plot_detection(report: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("fraction (95% Wilson intervals)")
     ax.set_title(_title("detection", report), fontsize=10)
     ax.legend(fontsize=7, loc="upper center", ncol=2)
+    if sweep:
+        _plot_detection_sweep(fig.add_subplot(1, 2, 2), sweep)
     _save(fig, path)
+
+
+def _plot_detection_sweep(ax: Axes, sweep: Sequence[dict[str, Any]]) -> None:
+    recall = [_num(p["recall"]) for p in sweep]
+    precision = [_num(p["precision"]) for p in sweep]
+    ax.plot(recall, precision, "o-", color="C0", label="Radio U-Net")
+    # One label per point: thresholds with the same counts share it.
+    labels: dict[tuple[float, float], list[str]] = {}
+    for p, x, y in zip(sweep, recall, precision, strict=True):
+        if not (math.isnan(x) or math.isnan(y)):
+            labels.setdefault((x, y), []).append(f"{p['pixel_threshold']:g}")
+    for xy, names in labels.items():
+        ax.annotate(", ".join(names), xy, xytext=(4, 4), textcoords="offset points", fontsize=7)
+    ax.plot([PAPER["recall"]], [PAPER["precision"]], "r*", ms=10, label="paper (at 0.5)")
+    ax.set_xlim(0, 1.05)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("recall")
+    ax.set_ylabel("precision")
+    ax.set_title("network at other pixel thresholds (diagnostic)", fontsize=10)
+    ax.legend(fontsize=7, loc="upper right")
 
 
 def plot_sweep(report: dict[str, Any], path: Path) -> None:

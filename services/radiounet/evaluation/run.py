@@ -27,6 +27,8 @@ Conventions beyond the metric definitions:
   enough to matter. The share of the sky outside the mask that such emission
   covers is reported too, since in a crowded field a region may touch a
   source by chance.
+* Detection is also measured for the network at the pixel thresholds of
+  ``DETECTION_SWEEP`` (a diagnostic: the headline and the targets use 0.5).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,7 @@ from .morphology import (
 __all__ = [
     "CONTAMINANT_CLASSES",
     "DATASET_FORMAT",
+    "DETECTION_SWEEP",
     "EXTENDED_RADIO_GALAXIES",
     "METHODS",
     "PROBABILITY_THRESHOLD",
@@ -108,6 +111,8 @@ EXTENDED_RADIO_GALAXIES = ("fri", "frii", "tailed")
 METHODS = ("network", "sigma3", "pybdsf")
 #: Pixel probability above which the network detects (Sec. 5).
 PROBABILITY_THRESHOLD = 0.5
+#: Pixel-probability thresholds of the network's detection sweep (diagnostic, not the paper's).
+DETECTION_SWEEP = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
 # --- datasets -------------------------------------------------------------------------------
@@ -292,6 +297,8 @@ class FieldEvaluation:
     iou_empty: IoUTerms | None = None
     iou: dict[str, IoUTerms] = field(default_factory=dict)
     detection: dict[str, DetectionMatch] = field(default_factory=dict)
+    #: The network's detection at each pixel threshold of ``DETECTION_SWEEP`` (no region maps).
+    detection_sweep: dict[float, DetectionMatch] = field(default_factory=dict)
     only_network: tuple[int, int] = (0, 0)
     fp_on_contaminant: int | None = None
     contaminant_area_fraction: float | None = None
@@ -314,6 +321,17 @@ class FieldEvaluation:
             "iou_empty_mask": None if self.iou_empty is None else self.iou_empty.mean_iou,
             "iou_terms": {m: asdict(t) for m, t in self.iou.items()},
             "detection": {m: d.to_dict() for m, d in self.detection.items()},
+            # Counts only: the pooled section has the rates and intervals.
+            "detection_sweep": [
+                {
+                    "pixel_threshold": t,
+                    "tp_sources": d.n_tp,
+                    "fn_sources": d.n_fn,
+                    "true_regions": d.n_true_regions,
+                    "fp_regions": d.n_fp,
+                }
+                for t, d in self.detection_sweep.items()
+            ],
             "only_network": {"tp": self.only_network[0], "not_above_3sigma": self.only_network[1]},
             "fp_regions_on_contaminant_emission": self.fp_on_contaminant,
             "contaminant_area_fraction": self.contaminant_area_fraction,
@@ -482,6 +500,22 @@ def evaluate_field(
         )
     net = result.detection["network"]
     result.only_network = exclusive_detections(net, result.detection["sigma3"])
+    # The sweep keeps counts only: a region map per threshold and field would add up.
+    for t in DETECTION_SWEEP:
+        if t == PROBABILITY_THRESHOLD:
+            swept = net
+        else:
+            with np.errstate(invalid="ignore"):
+                above = probability > t
+            swept = match_detections(
+                above,
+                labels,
+                min_pixels=beam_area,
+                source_labels=source_labels,
+                truth_mask=mask,
+                valid=valid,
+            )
+        result.detection_sweep[t] = replace(swept, region_map=None)
 
     # False positives on the emission of radio galaxies and compact sources, from the sky model.
     region_map = net.region_map
@@ -661,6 +695,16 @@ def _detection_section(fields: Sequence[FieldEvaluation], methods: Sequence[str]
     out["network"]["contaminant_area_fraction"] = (
         None if any(a is None for a in areas) else float(np.mean([a or 0.0 for a in areas]))
     )
+    # Diagnostic only (not the paper's rule): is the headline precision a matter of threshold?
+    out["network_sweep"] = [
+        {
+            "pixel_threshold": t,
+            **DetectionMatch.combine(
+                [f.detection_sweep[t] for f in fields if t in f.detection_sweep]
+            ).to_dict(),
+        }
+        for t in DETECTION_SWEEP
+    ]
     return out
 
 
