@@ -1,8 +1,13 @@
-"""Fixtures shared by the suite: a tiny exported model, so no test needs a shipped one."""
+"""Fixtures shared by the suite: a tiny exported model, so no test needs a shipped one.
+
+Also helpers that test modules take as fixtures (they cannot import each other or
+this file: ``--import-mode=importlib``): ``wait_until`` and ``odd_version_folders``.
+"""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -74,3 +79,51 @@ def object_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield store
     finally:
         store.stop()
+
+
+def _wait_until(
+    predicate: Callable[[], Any], what: str, *, timeout_s: float, interval_s: float
+) -> Any:
+    """Call ``predicate`` every ``interval_s`` seconds until it returns something truthy.
+
+    Returns that value. Fails the test, naming ``what`` and the timeout, once
+    ``timeout_s`` seconds have passed (``predicate`` is called at least once, and
+    once more at the deadline).
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout_s:g} s waiting for {what}")
+        time.sleep(interval_s)
+
+
+@pytest.fixture(scope="session")
+def wait_until() -> Callable[..., Any]:
+    """``wait_until(predicate, what, *, timeout_s, interval_s)``: poll until truthy, or fail."""
+    return _wait_until
+
+
+def _odd_version_folders(model_dir: Path) -> Path:
+    model_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("1", "10", "0", "007", "+2", "x1", ".4-staging", "١", "²", "9" * 20):
+        (model_dir / name).mkdir()
+    (model_dir / "3").write_text("a file, not a version")
+    (model_dir / "12").symlink_to(model_dir / "10", target_is_directory=True)
+    (model_dir / "13").symlink_to(model_dir / "gone", target_is_directory=True)
+    return model_dir
+
+
+@pytest.fixture(scope="session")
+def odd_version_folders() -> Callable[[Path], Path]:
+    """``odd_version_folders(model_dir)``: a model folder of names that are, or look like, versions.
+
+    Returns ``model_dir``. Its version folders (``radiounet.model.repository.version_folders``)
+    are ``1``, ``10`` and ``12`` (a link to ``10``), and ``0`` where version 0 counts (the
+    model server). Not version folders: ``007``, ``+2``, ``x1``, ``.4-staging``, ``١`` and
+    ``²`` (non-ASCII digits), 20 nines (more than int64), the file ``3`` and the dangling
+    link ``13``.
+    """
+    return _odd_version_folders

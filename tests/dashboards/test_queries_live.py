@@ -43,18 +43,14 @@ SURVEY = "lotss-dr2-lowres"
 SIZE_PX = 384
 #: Generous: how long anything may take on a loaded 2-core machine (never asserted on).
 TIMEOUT_S = 180.0
+#: How often a wait polls.
+POLL_S = 0.2
 
 
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = TIMEOUT_S) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.2)
+@pytest.fixture(scope="module")
+def wait(wait_until: Callable[..., Any]) -> Callable[..., Any]:
+    """``wait(predicate, what)``: the suite's ``wait_until`` with this module's timeout."""
+    return functools.partial(wait_until, timeout_s=TIMEOUT_S, interval_s=POLL_S)
 
 
 def pointing(pointing_id: str, *, ra_deg: float, dec_deg: float) -> pb.Pointing:
@@ -104,16 +100,16 @@ def _has(stack: LocalStack, query: str, at_least: float = 1) -> bool:
     return bool(result) and result[0].value >= at_least
 
 
-def _run_pipeline(stack: LocalStack, settings: Settings) -> None:
+def _run_pipeline(stack: LocalStack, settings: Settings, wait: Callable[..., Any]) -> None:
     store = ObjectStore.from_settings(settings)
     # Dec -40 is outside LoTSS-DR2: the fetcher dead-letters such a pointing.
     south = [pointing(f"dash-south-{i}", ra_deg=150.0, dec_deg=-40.0) for i in (1, 2)]
     # Retries, for real: the model server is down while a pointing reaches the tiler.
     stack.model_server.stop()
     send_pointings(settings, [pointing("dash-000", ra_deg=150.0, dec_deg=40.0), south[0]])
-    wait_until(lambda: _tiler_retries(stack) > 0, "the tiler to retry the absent model server")
+    wait(lambda: _tiler_retries(stack) > 0, "the tiler to retry the absent model server")
     stack.model_server.start()
-    wait_until(lambda: store.exists(result_key("dash-000")), "the result of dash-000")
+    wait(lambda: store.exists(result_key("dash-000")), "the result of dash-000")
     # A series first appears with the value it has at its first scrape, and rate() and
     # increase() count nothing before that: let Prometheus see these series before the
     # rest of the run adds to them (the services do not create them at 0 beforehand).
@@ -122,17 +118,17 @@ def _run_pipeline(stack: LocalStack, settings: Settings) -> None:
         "sum(radiounet_model_request_duration_seconds_count)",
         "sum(radiounet_dead_letters_total)",
     ):
-        wait_until(functools.partial(_has, stack, query), f"Prometheus to scrape {query}")
+        wait(functools.partial(_has, stack, query), f"Prometheus to scrape {query}")
     good = [pointing(f"dash-{i:03d}", ra_deg=150.0 + i, dec_deg=42.0) for i in (1, 2, 3)]
     send_pointings(settings, [south[1], *good])
     done = [p.id for p in good]
-    wait_until(lambda: all(store.exists(result_key(i)) for i in done), f"the results of {done}")
-    wait_until(
+    wait(lambda: all(store.exists(result_key(i)) for i in done), f"the results of {done}")
+    wait(
         lambda: all(store.exists(dead_letter_key("fetcher", p.id)) for p in south),
         "the dead letters of the pointings outside the footprint",
     )
     # Prometheus has scraped the end state; then one more scrape of every target.
-    wait_until(
+    wait(
         lambda: (
             _has(stack, "sum(radiounet_detections_total)", 4)
             and _has(stack, "sum(radiounet_dead_letters_total)", 2)
@@ -143,10 +139,10 @@ def _run_pipeline(stack: LocalStack, settings: Settings) -> None:
 
 
 @pytest.fixture(scope="module")
-def evaluated(stack: LocalStack) -> list[Evaluated]:
+def evaluated(stack: LocalStack, wait: Callable[..., Any]) -> list[Evaluated]:
     """Every panel query of every dashboard, evaluated after the run."""
     settings = settings_from(env={}, **stack.settings(), instance="test-dashboards")
-    _run_pipeline(stack, settings)
+    _run_pipeline(stack, settings, wait)
     return evaluate(stack.prometheus.url)
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from radiounet.model.repository import default_model_repo
+from radiounet.model.repository import default_model_repo, version_folders
 from radiounet.stream import model_sync
 from radiounet.stream.errors import PermanentError, TransientError
 from radiounet.stream.local.components import ObjectStore as LocalStore
@@ -308,6 +308,30 @@ def test_local_repository_errors(tmp_path: Path) -> None:
         local_versions(tmp_path)
     (tmp_path / "m" / "4").mkdir()
     assert [(n, v) for n, v, _ in local_versions(tmp_path)] == [("m", 4)]
+
+
+def test_local_versions_follow_the_version_folder_rule(
+    tmp_path: Path, odd_version_folders: Callable[[Path], Path]
+) -> None:
+    (tmp_path / "models.config").write_text(CONFIG)
+    odd_version_folders(tmp_path / "m")
+    odd_version_folders(tmp_path / "n")
+    (tmp_path / ".hidden" / "5").mkdir(parents=True)  # not a model folder
+    expected = [
+        (model, version, folder)
+        for model in ("m", "n")
+        for version, folder in version_folders(tmp_path / model).items()
+    ]
+    assert local_versions(tmp_path) == expected
+    assert [(n, v) for n, v, _ in expected] == [(n, v) for n in "mn" for v in (1, 10, 12)]
+
+
+def test_read_remote_follows_the_version_folder_rule(client: ObjectStore) -> None:
+    for name in ("1", "10", "0", "007", "+2", "x1", "١", "9" * 20):
+        client.put_bytes(f"model_repo/m/{name}/saved_model.pb", b"x")
+    remote = read_remote(client)
+    assert remote.manifests == ()
+    assert remote.incomplete == ("m/1", "m/10")
 
 
 @pytest.mark.parametrize(

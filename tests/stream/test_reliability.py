@@ -24,6 +24,7 @@ Timeouts are generous (a loaded 2-core CI machine) and nothing asserts on time.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -65,6 +66,8 @@ N_POINTINGS = 50
 N_OUTAGE = 30
 #: Generous: how long anything may take on a loaded machine (never asserted on).
 TIMEOUT_S = 240.0
+#: How often a wait polls.
+POLL_S = 0.1
 #: Outputs (of the test's pointings) a service must have written before it is killed, or
 #: before an outage: under way with work left, and the stages after it have work meanwhile.
 KILL_AFTER = 10
@@ -120,16 +123,10 @@ def all_running(stack: LocalStack) -> Iterator[None]:
 # --- helpers --------------------------------------------------------------------------------
 
 
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = TIMEOUT_S) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.1)
+@pytest.fixture(scope="module")
+def wait(wait_until: Callable[..., Any]) -> Callable[..., Any]:
+    """``wait(predicate, what)``: the suite's ``wait_until`` with this module's timeout."""
+    return functools.partial(wait_until, timeout_s=TIMEOUT_S, interval_s=POLL_S)
 
 
 def make_pointings(prefix: str, n: int, *, dec_deg: float = 40.0) -> list[pb.Pointing]:
@@ -261,14 +258,18 @@ def dead_letters_of(settings: Settings, prefix: str) -> list[pb.DeadLetter]:
 
 
 def assert_exactly_once(
-    store: ObjectStore, settings: Settings, prefix: str, sent: dict[str, Sent]
+    store: ObjectStore,
+    settings: Settings,
+    prefix: str,
+    sent: dict[str, Sent],
+    wait: Callable[..., Any],
 ) -> None:
     """One result per submitted pointing, with its correlation id; nothing dead-lettered.
 
     Every pointing's objects (cutout, chunks, map, quicklook, result) exist once, under
     their deterministic keys, and there are no others.
     """
-    wait_until(
+    wait(
         lambda: result_ids(store, prefix) >= set(sent),
         f"the {len(sent)} results of {prefix}-*",
     )
@@ -315,7 +316,11 @@ def assert_services_healthy(stack: LocalStack) -> None:
     "service", ["fetcher", "tiler", "reassembler", "classifier", "model-server"]
 )
 def test_killed_service_loses_and_duplicates_nothing(
-    stack: LocalStack, settings: Settings, store: ObjectStore, service: str
+    stack: LocalStack,
+    settings: Settings,
+    store: ObjectStore,
+    wait: Callable[..., Any],
+    service: str,
 ) -> None:
     prefix = f"kill-{service}"
     progress = PROGRESS[service]
@@ -324,9 +329,7 @@ def test_killed_service_loses_and_duplicates_nothing(
     assert len(sent) == N_POINTINGS
 
     # Kill once the service is under way, with work left: some outputs but not all.
-    wait_until(
-        lambda: len(progress(store, prefix)) >= KILL_AFTER, f"{service} to start on {prefix}-*"
-    )
+    wait(lambda: len(progress(store, prefix)) >= KILL_AFTER, f"{service} to start on {prefix}-*")
     stack.process(service).kill()
     done_at_kill = len(progress(store, prefix))
     assert not stack.process(service).alive()
@@ -334,7 +337,7 @@ def test_killed_service_loses_and_duplicates_nothing(
     time.sleep(2.0)
     stack.process(service).start()
 
-    assert_exactly_once(store, settings, prefix, sent)
+    assert_exactly_once(store, settings, prefix, sent, wait)
     assert_services_healthy(stack)
     if service == "model-server":
         # The tiler noticed the outage, waited and retried (instead of dead-lettering).
@@ -375,7 +378,7 @@ def _send_cutout(settings: Settings, pointing: pb.Pointing, ref: pb.ObjectRef) -
 
 
 def test_poison_messages_are_dead_lettered_and_the_stream_flows_on(
-    stack: LocalStack, settings: Settings, store: ObjectStore
+    stack: LocalStack, settings: Settings, store: ObjectStore, wait: Callable[..., Any]
 ) -> None:
     prefix = "poison"
     raw = b"this is not a protobuf message \x00\xff\xff"
@@ -424,7 +427,7 @@ def test_poison_messages_are_dead_lettered_and_the_stream_flows_on(
             by_id.setdefault(letter.pointing_id, []).append(letter)
         return by_id if set(by_id) >= set(expected) else {}
 
-    by_id = wait_until(letters, "the dead letters of the poison messages")
+    by_id = wait(letters, "the dead letters of the poison messages")
     assert set(by_id) == set(expected), "only the poison messages are dead-lettered"
     for pointing_id, (stage, reason) in expected.items():
         for letter in by_id[pointing_id]:
@@ -449,7 +452,7 @@ def test_poison_messages_are_dead_lettered_and_the_stream_flows_on(
     for pointing_id, its_letters in by_id.items():
         assert its_letters[0].partition in good_partitions, pointing_id
     # Good pointings submitted after the poison complete.
-    assert_exactly_once(store, settings, f"{prefix}-good", good)
+    assert_exactly_once(store, settings, f"{prefix}-good", good, wait)
     assert_services_healthy(stack)
 
 
@@ -459,18 +462,22 @@ def test_poison_messages_are_dead_lettered_and_the_stream_flows_on(
 
 @pytest.mark.parametrize("component", ["broker", "object-store"])
 def test_outage_stalls_but_loses_nothing(
-    stack: LocalStack, settings: Settings, store: ObjectStore, component: str
+    stack: LocalStack,
+    settings: Settings,
+    store: ObjectStore,
+    wait: Callable[..., Any],
+    component: str,
 ) -> None:
     prefix = f"outage-{component}"
     sent = submit(settings, make_pointings(prefix, N_OUTAGE))
 
     # Mid-run: cutouts are being made, results are not all there.
-    wait_until(lambda: len(cutout_ids(store, prefix)) >= KILL_AFTER, f"{prefix}-* under way")
+    wait(lambda: len(cutout_ids(store, prefix)) >= KILL_AFTER, f"{prefix}-* under way")
     assert len(result_ids(store, prefix)) < N_OUTAGE, "the run ended before the outage"
     stack.process(component).stop()
     assert not stack.process(component).alive()
     time.sleep(5.0)
     stack.process(component).start()
 
-    assert_exactly_once(store, settings, prefix, sent)
+    assert_exactly_once(store, settings, prefix, sent, wait)
     assert_services_healthy(stack)

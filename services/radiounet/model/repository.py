@@ -3,7 +3,9 @@
 Each version folder holds ``saved_model.pb`` and ``variables/`` (what TF
 Serving loads) and ``assets.extra/radiounet.json``, this project's metadata
 (TF Serving ignores it). Version folders are positive integers; "latest" is the
-highest, as in TF Serving's default version policy.
+highest, as in TF Serving's default version policy. :func:`version_number` and
+:func:`version_folders` are the one definition of a version folder, for the
+whole project (the model server stand-in and ``radiounet model push|pull`` too).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,6 +31,8 @@ __all__ = [
     "parse_metadata",
     "resolve_model",
     "update_metadata",
+    "version_folders",
+    "version_number",
 ]
 
 DEFAULT_MODEL_NAME = "radio_unet"
@@ -98,20 +103,57 @@ def default_model_repo() -> Path:
     return Path(__file__).resolve().parents[3] / "model_repo"
 
 
-def _versions(model_dir: Path) -> list[int]:
-    return sorted(
-        int(p.name)
-        for p in model_dir.iterdir()
-        if p.is_dir() and p.name.isdigit() and int(p.name) > 0
-    )
+#: A version folder's name: a number as ``str(version)`` writes it (ASCII digits, no sign,
+#: no leading zero), so that ``<model folder>/<str(version)>`` is the folder.
+_VERSION_NAME = re.compile(r"0|[1-9][0-9]*")
+#: TF Serving's versions are int64 (it parses a folder's name with ``safe_strto64``).
+_MAX_VERSION = 2**63 - 1
+
+
+def version_number(name: str, *, allow_zero: bool = False) -> int | None:
+    """The version a folder named ``name`` holds, or None if it is not a version folder's name.
+
+    The name is the version as ``str(version)`` writes it: ASCII digits without a
+    sign or leading zeros, at most 2**63 - 1. Versions are positive (an export
+    takes 1, 2, ...); ``allow_zero`` also takes ``"0"``, which TF Serving serves
+    (the model server stand-in). TF Serving itself also takes ``"007"`` (as 7,
+    loaded from ``007/``), ``"+7"``, ``"-7"`` and names with spaces; nothing here
+    does, since every reader finds version ``v`` at ``<model folder>/<str(v)>``.
+
+    >>> [version_number(n) for n in ("1", "10", "0", "007", "x1", "+1", " 1", "١")]
+    [1, 10, None, None, None, None, None, None]
+    >>> version_number("0", allow_zero=True)
+    0
+    """
+    if not _VERSION_NAME.fullmatch(name):
+        return None
+    version = int(name)
+    if version > _MAX_VERSION or (version == 0 and not allow_zero):
+        return None
+    return version
+
+
+def version_folders(model_dir: str | Path, *, allow_zero: bool = False) -> dict[int, Path]:
+    """The version folders of a model folder: version -> folder, by ascending version.
+
+    A version folder is a folder (or a link to one) named by :func:`version_number`
+    (``allow_zero`` as there); anything else, such as an export's staging folder or a
+    file named ``3``, is not. Empty if ``model_dir`` is not a folder.
+    """
+    base = Path(model_dir)
+    if not base.is_dir():
+        return {}
+    found = {}
+    for path in base.iterdir():
+        version = version_number(path.name, allow_zero=allow_zero)
+        if version is not None and path.is_dir():
+            found[version] = path
+    return dict(sorted(found.items()))
 
 
 def next_version(model_dir: Path) -> int:
     """The version number an export into ``model_dir`` should take."""
-    if not model_dir.is_dir():
-        return 1
-    versions = _versions(model_dir)
-    return versions[-1] + 1 if versions else 1
+    return max(version_folders(model_dir), default=0) + 1
 
 
 def parse_metadata(text: str | bytes, where: str) -> ModelMetadata:
@@ -198,26 +240,30 @@ def resolve_model(
     base = Path(path) if path is not None else default_model_repo()
     if (base / "saved_model.pb").is_file():
         version_dir = base
-        if not base.name.isdigit():
-            raise ValueError(f"SavedModel folder must be named by its version number, got {base}")
-        if version is not None and int(base.name) != version:
+        number = version_number(base.name)
+        if number is None:
+            raise ValueError(
+                f"SavedModel folder must be named by its version number (1, 2, ...), got {base}"
+            )
+        if version is not None and number != version:
             raise ValueError(f"{base} is version {base.name}, not the requested {version!r}")
     else:
         model_dir = base / name if (base / name).is_dir() else base
         if not model_dir.is_dir():
             raise ValueError(f"model folder not found: {model_dir}")
-        versions = _versions(model_dir)
+        folders = version_folders(model_dir)
+        versions = list(folders)
         if not versions:
             raise ValueError(f"no version folders (1, 2, ...) with a SavedModel in {model_dir}")
-        chosen = versions[-1] if version is None else version
-        if chosen not in versions:
+        number = versions[-1] if version is None else version
+        if number not in folders:
             raise ValueError(f"model version {version!r} not in {model_dir} (have {versions})")
-        version_dir = model_dir / str(chosen)
+        version_dir = folders[number]
         if not (version_dir / "saved_model.pb").is_file():
             raise ValueError(f"{version_dir} is not a SavedModel (no saved_model.pb)")
     return ModelVersion(
         name=version_dir.parent.name,
-        version=int(version_dir.name),
+        version=number,
         path=version_dir,
         metadata=_read_metadata(version_dir),
     )

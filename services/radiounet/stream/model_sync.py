@@ -52,6 +52,7 @@ from minio.error import InvalidResponseError, S3Error, ServerError
 from minio.helpers import MIN_PART_SIZE
 from tqdm import tqdm
 
+from radiounet.model.repository import version_folders, version_number
 from radiounet.stream.errors import PermanentError, TransientError
 from radiounet.stream.object_store import ObjectStore
 
@@ -198,17 +199,11 @@ def _scan_version(folder: Path, name: str, version: int) -> VersionManifest:
     return VersionManifest(name, version, tuple(files))
 
 
-def _version_number(folder: Path) -> int | None:
-    # TF Serving's versions: positive integers.
-    if folder.is_dir() and folder.name.isdigit() and int(folder.name) > 0:
-        return int(folder.name)
-    return None
-
-
 def local_versions(repo: Path) -> list[tuple[str, int, Path]]:
     """``(model name, version, folder)`` of every version folder of ``repo``, sorted.
 
-    A model is a folder of ``repo`` holding positive-integer folders.
+    A model is a folder of ``repo`` holding version folders (positive integers, see
+    :func:`radiounet.model.repository.version_folders`).
 
     Raises
     ------
@@ -221,10 +216,8 @@ def local_versions(repo: Path) -> list[tuple[str, int, Path]]:
         raise ValueError(f"model repository {str(repo)!r} has no {CONFIG_FILE}")
     found = []
     for model in sorted(p for p in repo.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for folder in model.iterdir():
-            version = _version_number(folder)
-            if version is not None:
-                found.append((model.name, version, folder))
+        for version, folder in version_folders(model).items():
+            found.append((model.name, version, folder))
     if not found:
         raise ValueError(
             f"model repository {str(repo)!r} has no version folder (<name>/<integer>/)"
@@ -613,11 +606,12 @@ def read_remote(store: ObjectStore, prefix: str = DEFAULT_PREFIX) -> RemoteRepos
     config = _get(store, prefix + CONFIG_FILE) if prefix + CONFIG_FILE in listing else None
     versions: dict[str, bool] = {}
     # Model folders as TF Serving names them; no "." or ".." (the names become local paths).
-    pattern = re.compile(re.escape(prefix) + r"([^/.][^/]*)/([1-9][0-9]*)/(.+)$")
+    pattern = re.compile(re.escape(prefix) + r"([^/.][^/]*)/([^/]+)/(.+)$")
     for key in listing:
         match = pattern.match(key)
-        if match:
-            label = f"{match[1]}/{int(match[2])}"
+        version = version_number(match[2]) if match else None
+        if match and version is not None:
+            label = f"{match[1]}/{version}"
             versions[label] = versions.get(label, False) or match[3] == MARKER
     manifests = []
     for label, complete in sorted(versions.items()):

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import numpy as np
 import pytest
 
+from radiounet.model.repository import version_folders
 from radiounet.stream.model_server._protos import (
     get_model_status_pb2,
     model_service_pb2_grpc,
@@ -88,6 +89,17 @@ def _served_version(server: ModelServer, name: str, **spec: object) -> int:
 def test_list_versions_ignores_non_numeric_folders(three_versions: Path) -> None:
     assert list_versions(three_versions) == [1, 2, 3]
     assert list_versions(three_versions / "missing") == []
+
+
+def test_list_versions_follows_the_version_folder_rule(
+    tmp_path: Path, odd_version_folders: Callable[[Path], Path]
+) -> None:
+    # The repository's rule (radiounet.model.repository.version_folders), with version 0
+    # as TF Serving has it; never 007 (version 7 is loaded from <base_path>/7).
+    model_dir = odd_version_folders(tmp_path / "radio_unet")
+    assert list_versions(model_dir) == list(version_folders(model_dir, allow_zero=True))
+    assert list_versions(model_dir) == [0, 1, 10, 12]
+    assert list_versions(str(model_dir)) == [0, 1, 10, 12]
 
 
 @pytest.mark.parametrize(

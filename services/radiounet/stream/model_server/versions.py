@@ -1,7 +1,9 @@
 """Which versions of a model to serve: TF Serving's version policy and version labels.
 
-Version folders are ``<base_path>/<integer>/``; anything else (such as the
-staging folder an export writes before renaming it) is ignored. The policy is
+Version folders are ``<base_path>/<integer>/``, as
+:func:`radiounet.model.repository.version_folders` defines them, with version 0
+too (TF Serving serves it); anything else (such as the staging folder an export
+writes before renaming it) is ignored. The policy is
 ``ModelConfig.model_version_policy``: ``latest { num_versions }`` (the
 default, one version), ``all {}`` or ``specific { versions }``.
 """
@@ -12,15 +14,19 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from radiounet.model.repository import version_folders
+
 __all__ = ["aspired_versions", "list_versions", "policy_description", "resolve_label"]
 
 
 def list_versions(base_path: str | Path) -> list[int]:
-    """The version folders under ``base_path``, ascending; empty if it is missing."""
-    base = Path(base_path)
-    if not base.is_dir():
-        return []
-    return sorted(int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit())
+    """The version folders under ``base_path``, ascending; empty if it is missing.
+
+    Version 0 counts, as in TF Serving. Names TF Serving would also read but this
+    stand-in does not (``007``, ``+7``, ``-7``): see
+    :func:`~radiounet.model.repository.version_number`.
+    """
+    return list(version_folders(base_path, allow_zero=True))
 
 
 def aspired_versions(policy: Any, on_disk: Iterable[int]) -> list[int]:
