@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from tqdm import tqdm
 
 from ..core.normalisation import PROFILES
+from ..core.segmentation import DEFAULT_BATCH_SIZE
 from ..workflows import Cluster
 
 if TYPE_CHECKING:
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "add_cluster_options",
+    "add_fields_options",
     "add_model_option",
     "add_profile_option",
     "cluster_from_args",
@@ -35,6 +37,36 @@ def add_model_option(parser: argparse.ArgumentParser, help_text: str | None = No
         help=help_text
         or "model repository, model folder or version folder (default: the shipped "
         "model_repo, latest version)",
+    )
+
+
+def add_fields_options(parser: argparse.ArgumentParser) -> None:
+    """The options :func:`model_for_fields` reads: the model, the datasets, their limits."""
+    add_model_option(parser)
+    parser.add_argument(
+        "--model-version",
+        type=int,
+        default=None,
+        metavar="N",
+        help="model version (default latest)",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        nargs="+",
+        required=True,
+        metavar="DIR",
+        help="dataset folder(s) holding manifest.json",
+    )
+    parser.add_argument(
+        "--max-fields", type=int, default=None, metavar="N", help="at most N fields"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        metavar="B",
+        help=f"tiles per model call (default {DEFAULT_BATCH_SIZE})",
     )
 
 

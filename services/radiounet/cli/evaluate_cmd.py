@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.detection import DEFAULT_THRESHOLD
-from ..core.segmentation import DEFAULT_BATCH_SIZE
-from ._common import add_model_option, model_for_fields
+from ._common import add_fields_options, model_for_fields
 
 __all__ = ["register", "run"]
 
@@ -28,16 +27,7 @@ def register(sub: Any) -> None:
         "classification against the R threshold, and a confusion matrix of halo/relic/"
         "filament labels, beside the numbers of Stuardi et al. (2024).",
     )
-    add_model_option(p)
-    p.add_argument("--model-version", type=int, default=None, help="model version (default latest)")
-    p.add_argument(
-        "--data",
-        type=Path,
-        nargs="+",
-        required=True,
-        metavar="DIR",
-        help="dataset folder(s) holding manifest.json",
-    )
+    add_fields_options(p)
     p.add_argument("--out", type=Path, required=True, metavar="DIR", help="output folder")
     p.add_argument("--split", default="test", help="fields evaluated (default: test)")
     p.add_argument(
@@ -47,15 +37,11 @@ def register(sub: Any) -> None:
         help=f"R threshold of the cluster classification (default {DEFAULT_THRESHOLD})",
     )
     p.add_argument("--no-pybdsf", action="store_true", help="skip the PyBDSF baseline")
-    p.add_argument("--max-fields", type=int, default=None, metavar="N", help="at most N fields")
     p.add_argument(
         "--profile",
         default=None,
         metavar="NAME",
         help="normalisation profile (default: the model's, else the dataset set-up's)",
-    )
-    p.add_argument(
-        "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="tiles per model call"
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
     p.set_defaults(run=run)

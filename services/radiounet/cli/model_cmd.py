@@ -13,7 +13,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ..core.segmentation import DEFAULT_BATCH_SIZE
 from ..model.repository import (
     METADATA_FILE,
     SIGNATURE,
@@ -23,7 +22,7 @@ from ..model.repository import (
     resolve_model,
 )
 from ..model.threshold import threshold_of
-from ._common import add_model_option, model_for_fields
+from ._common import add_fields_options, add_model_option, model_for_fields
 from ._stack_settings import settings_with_stack
 from ._stream_options import add_stream_options, guarded
 
@@ -112,32 +111,9 @@ def _register_calibrate(msub: Any) -> None:
         "fields of a dataset that trained the version are refused; calibrating on the fields "
         "an evaluation then uses flatters that evaluation.",
     )
-    add_model_option(cal)
-    cal.add_argument(
-        "--model-version",
-        type=int,
-        default=None,
-        metavar="N",
-        help="model version (default latest)",
-    )
-    cal.add_argument(
-        "--data",
-        type=Path,
-        nargs="+",
-        required=True,
-        metavar="DIR",
-        help="dataset folder(s) holding manifest.json",
-    )
+    add_fields_options(cal)
     cal.add_argument(
         "--split", required=True, help="fields calibrated on (e.g. test: held out from training)"
-    )
-    cal.add_argument("--max-fields", type=int, default=None, metavar="N", help="at most N fields")
-    cal.add_argument(
-        "--batch-size",
-        type=int,
-        default=DEFAULT_BATCH_SIZE,
-        metavar="B",
-        help=f"tiles per model call (default {DEFAULT_BATCH_SIZE})",
     )
     cal.add_argument("--dry-run", action="store_true", help="print the calibration, write nothing")
     cal.set_defaults(run=_calibrate)
