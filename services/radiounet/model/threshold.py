@@ -37,8 +37,9 @@ class DecisionThreshold:
     source: str
 
     @classmethod
-    def paper(cls) -> DecisionThreshold:
-        return cls(DEFAULT_THRESHOLD, PAPER)
+    def paper(cls, reason: str = "") -> DecisionThreshold:
+        """The paper's 0.015; ``reason`` says why it applies (appended to the source)."""
+        return cls(DEFAULT_THRESHOLD, f"{PAPER}: {reason}" if reason else PAPER)
 
     @classmethod
     def given(cls, value: float) -> DecisionThreshold:

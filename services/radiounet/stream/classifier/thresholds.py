@@ -116,10 +116,7 @@ class RepositoryThresholds:
 
     def for_model(self, model: pb.ModelRef) -> DecisionThreshold:
         if not model.name or model.version <= 0:
-            return DecisionThreshold(
-                DecisionThreshold.paper().value,
-                "paper (Stuardi et al. 2024): the map names no model version",
-            )
+            return DecisionThreshold.paper("the map names no model version")
         label = f"{model.name}/{model.version}"
         # The name comes off a topic: keep it one path component.
         if "/" in model.name or model.name in {".", ".."}:
@@ -127,20 +124,14 @@ class RepositoryThresholds:
         data, where = self._read(f"{model.name}/{model.version}/{METADATA_FILE.as_posix()}")
         if data is None:
             log.warning("%s: no metadata at %s; applying the paper's threshold", label, where)
-            return DecisionThreshold(
-                DecisionThreshold.paper().value,
-                f"paper (Stuardi et al. 2024): {label} is not in the model repository",
-            )
+            return DecisionThreshold.paper(f"{label} is not in the model repository")
         try:
             metadata = parse_metadata(data, where)
         except ValueError as exc:
             raise PermanentError(str(exc), code="bad_model_metadata") from None
         t = metadata.decision_threshold
         if t is None:
-            return DecisionThreshold(
-                DecisionThreshold.paper().value,
-                f"paper (Stuardi et al. 2024): {label} has no calibrated threshold",
-            )
+            return DecisionThreshold.paper(f"{label} has no calibrated threshold")
         return DecisionThreshold(float(t), f"calibrated for {label}")
 
 
