@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,15 @@ def store(object_store: ObjectStore) -> ObjectStore:
 
 
 @pytest.fixture
-def flags(store: ObjectStore) -> list[str]:
+def bucket(store: ObjectStore) -> Iterator[str]:
+    """A new bucket name (push creates the bucket); the bucket is removed after the test."""
+    name = f"m-{uuid.uuid4().hex[:12]}"
+    yield name
+    store.remove_bucket(name)  # each bucket holds volumes of its own: do not keep them
+
+
+@pytest.fixture
+def flags(store: ObjectStore, bucket: str) -> list[str]:
     """Connection flags for a new bucket (push creates it); they win over any local stack's."""
     return [
         "--s3-endpoint",
@@ -35,7 +44,7 @@ def flags(store: ObjectStore) -> list[str]:
         "--s3-secret-key",
         store.credentials.secret_key,
         "--bucket",
-        f"m-{uuid.uuid4().hex[:12]}",
+        bucket,
     ]
 
 
@@ -103,9 +112,12 @@ def test_push_pull_and_push_again(
 
 
 def test_pull_wait_times_out_with_one_line(
-    store: ObjectStore, flags: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    store: ObjectStore,
+    bucket: str,
+    flags: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    bucket = flags[flags.index("--bucket") + 1]
     store.ensure_bucket(bucket)
     code, _, err = run(
         ["model", "pull", "--dest", str(tmp_path / "d"), "--wait", "0.6", *flags], capsys
@@ -154,9 +166,8 @@ def test_bad_input_is_exit_status_2(
     assert "--prefix must be relative to the bucket, got '/x'" in one_error_line(err, "model")
 
 
-def test_the_process_reads_the_environment(store: ObjectStore, tmp_path: Path) -> None:
+def test_the_process_reads_the_environment(store: ObjectStore, bucket: str, tmp_path: Path) -> None:
     """What TF Serving's init container runs: settings from RADIOUNET_*, no flags."""
-    bucket = f"m-{uuid.uuid4().hex[:12]}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("RADIOUNET_")} | {
         "RADIOUNET_S3_ENDPOINT": store.s3_endpoint,
         "RADIOUNET_S3_ACCESS_KEY": store.credentials.access_key,

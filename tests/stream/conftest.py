@@ -36,11 +36,13 @@ def _stop_all(components: list[ObjectStore | Broker | Prometheus]) -> None:
 
 
 @pytest.fixture
-def bucket(object_store: ObjectStore) -> str:
-    """A fresh, empty bucket in ``object_store``, unique to this test."""
+def bucket(object_store: ObjectStore) -> Iterator[str]:
+    """A fresh, empty bucket in ``object_store``, unique to this test (removed after it)."""
     name = f"t-{uuid.uuid4().hex[:16]}"
     object_store.ensure_bucket(name)
-    return name
+    yield name
+    # Each bucket holds volumes of its own: a suite that kept them all would run out.
+    object_store.remove_bucket(name)
 
 
 @pytest.fixture(scope="session")

@@ -172,6 +172,21 @@ def test_bucket_fixture_gives_each_test_an_empty_bucket(
     assert list(client.list_objects(bucket, recursive=True)) == []
 
 
+def test_remove_bucket_empties_and_deletes_it(object_store: ObjectStore) -> None:
+    client = object_store.client()
+    name = "t-remove-me"
+    object_store.ensure_bucket(name)
+    for key in ("a.fits", "maps/p1/probability.fits", "maps/p1/quicklook.png"):
+        _put(client, name, key, b"x" * 100)
+    object_store.remove_bucket(name)
+    assert not client.bucket_exists(name)
+    object_store.remove_bucket(name)  # gone already: nothing to do
+    # The name is free again, and a new bucket of that name starts empty.
+    object_store.ensure_bucket(name)
+    assert list(client.list_objects(name, recursive=True)) == []
+    object_store.remove_bucket(name)
+
+
 def test_object_store_rejects_wrong_credentials(object_store: ObjectStore) -> None:
     from minio.error import S3Error
 

@@ -301,6 +301,22 @@ class ObjectStore(_Component):
             if exc.code not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
                 raise
 
+    def remove_bucket(self, name: str) -> None:
+        """Delete bucket ``name`` and everything in it (nothing if it does not exist).
+
+        SeaweedFS gives each bucket volumes of its own, and a store has a limited
+        number (free disk over the volume size), so short-lived buckets must go.
+        """
+        from minio.deleteobjects import DeleteObject
+
+        client = self._admin_client()
+        if not client.bucket_exists(name):
+            return
+        keys = [DeleteObject(o.object_name) for o in client.list_objects(name, recursive=True)]
+        for error in client.remove_objects(name, keys):
+            raise RuntimeError(f"cannot empty bucket {name}: {error}")
+        client.remove_bucket(name)
+
     def record(self) -> ComponentRecord:
         """This store as a stack-state record (probe: the S3 port)."""
         return ComponentRecord.for_process(
