@@ -422,6 +422,32 @@ def test_classify_with_image_gives_fluxes(
     (component,) = json.loads(out)["components"]
     beam_area = np.pi * 20 * 20 / (4 * np.log(2)) / 4.5**2
     assert component["flux_jy"] == pytest.approx(749 * 1e-3 / beam_area, rel=1e-6)
+    assert component["flux_err_jy"] is None  # a noiseless image: no uncertainty to give
+
+
+def test_classify_gives_flux_uncertainties_and_snr(
+    map_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    header = fits.getheader(map_path)
+    header["BUNIT"] = "JY/BEAM"
+    rng = np.random.default_rng(7)
+    image = (2e-4 + rng.normal(0.0, 1e-4, (200, 200))).astype(np.float32)
+    fits.PrimaryHDU(image, header=header).writeto(tmp_path / "img.fits")
+    argv = ["classify", str(map_path), *CLUSTER_ARGS, "--image", str(tmp_path / "img.fits")]
+    code, out, err = run_main([*argv, "--json"], capsys)
+    assert code == 0, err
+    (component,) = json.loads(out)["components"]
+    beam_area = np.pi * 20 * 20 / (4 * np.log(2)) / 4.5**2
+    # rms 1e-4 Jy/beam over 749 px = 33.4 beams; the 2e-4 offset is the emission.
+    assert component["flux_err_jy"] == pytest.approx(1e-4 * np.sqrt(749 / beam_area), rel=0.03)
+    assert component["snr"] == pytest.approx(component["flux_jy"] / component["flux_err_jy"])
+    assert component["snr"] == pytest.approx(2.0 * np.sqrt(749 / beam_area), rel=0.1)
+    code, out, err = run_main(argv, capsys)
+    lines = out.splitlines()
+    header_line = next(line for line in lines if "flux[mJy]" in line)
+    assert "flux[mJy]    S/N  p_peak" in header_line
+    row = lines[lines.index(header_line) + 1].split()
+    assert float(row[6]) == pytest.approx(component["snr"], abs=0.05)
 
 
 def test_classify_with_redshift_and_mass(

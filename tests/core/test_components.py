@@ -12,6 +12,7 @@ from astropy.wcs import WCS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from scipy.ndimage import gaussian_filter
 
 from radiounet.core.components import Component, find_components
 from radiounet.core.cosmology import kpc_per_arcmin
@@ -222,6 +223,53 @@ def test_flux_is_nan_where_the_image_is_blanked() -> None:
     assert c.flux_jy is not None and math.isnan(c.flux_jy)
 
 
+def test_flux_uncertainty_and_snr_from_a_given_rms() -> None:
+    p = np.zeros((50, 50))
+    p[10:20, 5:25] = 0.9  # 200 px
+    image = np.full(p.shape, 3e-5)
+    (c,) = find(p, image_jy_per_pixel=image, beam_area_pix=22.0, rms_jy_beam=1e-4)
+    assert c.flux_err_jy == pytest.approx(1e-4 * math.sqrt(200 / 22.0), rel=1e-12)
+    assert c.snr == pytest.approx(200 * 3e-5 / c.flux_err_jy, rel=1e-12)
+
+
+def test_rms_is_measured_on_the_image_by_default() -> None:
+    rng = np.random.default_rng(2)
+    sigma_pix = 2e-6  # Jy/pixel; 44 uJy/beam with a 22-pixel beam
+    image = rng.normal(0.0, sigma_pix, (400, 400))
+    p = np.zeros_like(image)
+    p[100:140, 100:150] = 0.8
+    image[100:140, 100:150] += 5e-6  # the emission does not bias the clipped rms much
+    (c,) = find(p, image_jy_per_pixel=image, beam_area_pix=22.0)
+    assert c.flux_err_jy == pytest.approx(sigma_pix * 22.0 * math.sqrt(2000 / 22.0), rel=0.03)
+
+
+def test_noiseless_or_blank_images_give_no_uncertainty() -> None:
+    p = np.zeros((20, 20))
+    p[5:10, 5:10] = 0.9
+    (c,) = find(p, image_jy_per_pixel=np.ones((20, 20)))
+    assert (c.flux_jy, c.flux_err_jy, c.snr) == (25.0, None, None)
+    (c,) = find(p, image_jy_per_pixel=np.full((20, 20), np.nan))
+    assert c.flux_err_jy is None and c.snr is None
+
+
+def test_snr_of_noise_regions_has_unit_spread() -> None:
+    # White noise smoothed by a Gaussian of sigma s has the autocorrelation of a
+    # beam of sigma s*sqrt(2), whose area 4 pi s^2 is what the noise term assumes.
+    rng = np.random.default_rng(3)
+    s = 2.0
+    noise = gaussian_filter(rng.normal(size=(1000, 1000)), s)
+    beam_area = 4 * math.pi * s**2
+    image = noise / noise.std() / beam_area  # Jy/pixel with an rms of 1 Jy/beam
+    p = np.zeros(image.shape)
+    for y in range(5, 1000, 50):
+        for x in range(5, 1000, 50):
+            p[y : y + 40, x : x + 40] = 0.9  # 400 regions of 1600 px, 32 beams each
+    snr = np.array([c.snr for c in find(p, image_jy_per_pixel=image, beam_area_pix=beam_area)])
+    assert snr.size == 400
+    assert abs(snr.mean()) < 0.15
+    assert snr.std() == pytest.approx(1.0, abs=0.12)
+
+
 def test_area_kpc2_from_redshift() -> None:
     p = two_rectangles()
     for c in find(p, beam_area_pix=22.38, z=0.224):
@@ -365,6 +413,11 @@ def test_to_dict_round_trips_through_json() -> None:
         ({"r500_pix": 50.0}, r"r500_pix=50\.0 needs centre_xy"),
         ({"centre_xy": (1.0, math.nan)}, r"centre_xy must be finite .* got \(1\.0, nan\)"),
         ({"z": -0.1}, r"redshift z must be a positive number, got -0\.1"),
+        ({"rms_jy_beam": 1e-4}, r"rms_jy_beam=0\.0001 needs image_jy_per_pixel"),
+        (
+            {"rms_jy_beam": 0.0, "image_jy_per_pixel": np.zeros((20, 20))},
+            r"rms_jy_beam must be a positive number, got 0\.0",
+        ),
         ({"image_jy_per_pixel": np.zeros((20, 21))}, r"image_jy_per_pixel has shape \(20, 21\)"),
         ({"wcs": WCS(naxis=2)}, r"wcs must be a 2-D celestial astropy WCS, got 2-D WCS"),
         ({"wcs": WCS(naxis=3)}, r"wcs must be a 2-D celestial .* got 3-D WCS"),

@@ -11,11 +11,11 @@ from astropy.io import fits
 from astropy.wcs import WCS
 from scipy.ndimage import gaussian_filter
 
+from radiounet.core.noise import robust_rms
 from radiounet.evaluation.baselines import (
     PyBDSFError,
     pybdsf_available,
     pybdsf_island_mask,
-    robust_rms,
     sigma_mask,
 )
 

@@ -22,14 +22,20 @@ from radiounet.evaluation.report import (
     summary_lines,
     write_report,
 )
-from radiounet.evaluation.run import DETECTION_SWEEP, PROBABILITY_THRESHOLD, Evaluation, evaluate
+from radiounet.evaluation.run import (
+    DETECTION_MIN_SNR,
+    DETECTION_SWEEP,
+    PROBABILITY_THRESHOLD,
+    Evaluation,
+    evaluate,
+)
 from radiounet.model.repository import ModelVersion
 
 SUBSECTION = (
     "### Network detection at other pixel thresholds (diagnostic; the paper's rule and the "
     "targets use 0.5)"
 )
-CAVEAT = "a threshold picked on the test set would flatter it"
+CAVEAT = "a setting picked on the test set would flatter it"
 
 TRUTH_JY_PIX = 1e-8  # the fixture's truth threshold: 2.5e-9 Jy/arcsec2 on 2" pixels
 
@@ -234,6 +240,68 @@ def test_detection_figure_gets_the_sweep_panel(
     plot_detection(bare, tmp_path / "bare.png")
     # The precision-recall panel sits beside the bars: a wider figure.
     assert png_width(paths["detection"]) > 1.4 * png_width(tmp_path / "bare.png")
+
+
+# --- significance cut -----------------------------------------------------------------------
+
+CUT_SUBSECTION = "### Network detection keeping significant regions only (diagnostic)"
+
+
+def noisy(tiles: np.ndarray) -> np.ndarray:
+    """``banded``, and 0.7 over a 16x16 block at each tile's centre: false regions on noise."""
+    out = banded(tiles)
+    out[:, 88:104, 88:104] = np.maximum(out[:, 88:104, 88:104], 0.7)
+    return out
+
+
+def test_significance_cut_keeps_the_oracle_regions(
+    banded_run: Evaluation, report: dict[str, Any]
+) -> None:
+    cut = report["detection"]["network_significance"]
+    assert [p["min_snr"] for p in cut] == list(DETECTION_MIN_SNR)
+    # Every region of the oracle's map is bright: none is cut, at any S/N.
+    for p in cut:
+        assert (p["tp_sources"], p["fn_sources"], p["true_regions"], p["fp_regions"]) == (
+            EXPECTED[0.5]
+        )
+    for f in banded_run.fields:
+        assert list(f.detection_significance) == list(DETECTION_MIN_SNR)
+        assert all(m.region_map is None for m in f.detection_significance.values())
+
+
+def test_significance_cut_removes_false_regions_on_noise(
+    oracle_dataset: Path, tiny_model: ModelVersion
+) -> None:
+    run = evaluate(tiny_model, [oracle_dataset], predictor=noisy, use_pybdsf=False)
+    det = run.report["detection"]
+    head = det["network"]
+    assert head["fp_regions"] > EXPECTED[0.5][3] + 5  # the noise blocks add false regions
+    by_snr = {p["min_snr"]: p for p in det["network_significance"]}
+    for t in DETECTION_MIN_SNR:
+        assert by_snr[t]["tp_sources"] == head["tp_sources"] == 4
+        assert by_snr[t]["fp_regions"] < head["fp_regions"]
+    # The false regions left are those on real (contaminant) emission: the two radio
+    # galaxies and one block that sits on a compact source; the 14 on noise are all cut.
+    on_emission = sum(f.fp_on_contaminant or 0 for f in run.fields)
+    assert on_emission == EXPECTED[0.5][3] + 1
+    assert head["fp_regions"] == on_emission + 14
+    assert [by_snr[t]["fp_regions"] for t in DETECTION_MIN_SNR] == [on_emission] * 3
+
+
+def test_markdown_significance_table(report: dict[str, Any]) -> None:
+    md = render_markdown(report, FIGURES)
+    section = md[md.index(CUT_SUBSECTION) : md.index("## Cluster classification")]
+    assert "| S/N >= | TP src | FN src | true regions | FP regions |" in section
+    for t in DETECTION_MIN_SNR:
+        assert row(t, *EXPECTED[0.5]) in section, t
+    assert "No S/N cut reaches both the paper's precision (0.86)" in section
+    assert (
+        "significance cut (diagnostic): precision/recall of the 0.5-regions of S/N >= "
+        "3: 0.67/1.00, 5: 0.67/1.00, 10: 0.67/1.00" in summary_lines(report)
+    )
+    bare = copy.deepcopy(report)
+    del bare["detection"]["network_significance"]  # a report.json written before the cut
+    assert CUT_SUBSECTION not in render_markdown(bare, FIGURES)
 
 
 def test_sweep_includes_the_headline_threshold() -> None:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import ndimage
 
 from radiounet.evaluation.metrics import (
     MIN_CALIBRATION_CLUSTERS,
@@ -25,6 +26,7 @@ from radiounet.evaluation.metrics import (
     iou_terms,
     match_detections,
     mean_iou,
+    region_snr,
     summarise,
     wilson_interval,
 )
@@ -214,6 +216,35 @@ def test_detection_rejects_bad_input() -> None:
         match_detections(detected, labels.astype(float), min_pixels=4)
     with pytest.raises(ValueError, match=r"source_labels must be positive integers, got \[0"):
         match_detections(detected, labels, min_pixels=4, source_labels=[0, 1])
+
+
+def test_region_snr_of_noise_regions_has_unit_spread() -> None:
+    # Smoothed white noise (beam of sigma s*sqrt(2), area 4 pi s^2), rms 1 per beam.
+    rng = np.random.default_rng(5)
+    s = 1.5
+    noise = ndimage.gaussian_filter(rng.normal(size=(600, 600)), s)
+    image = noise / noise.std()
+    regions = np.zeros(image.shape, dtype=np.int32)
+    for k, (y, x) in enumerate(itertools.product(range(0, 600, 30), range(0, 600, 30)), 1):
+        regions[y : y + 25, x : x + 25] = k
+    snr = region_snr(regions, image, rms=1.0, beam_area_pix=4 * math.pi * s**2)
+    assert snr.shape == (401,) and math.isnan(snr[0])
+    assert abs(np.mean(snr[1:])) < 0.15
+    assert np.std(snr[1:]) == pytest.approx(1.0, abs=0.12)
+
+
+def test_region_snr_values_and_refusals() -> None:
+    regions = np.array([[1, 1, 0, 3], [1, 1, 0, 3]])
+    image = np.array([[1.0, 1.0, 50.0, np.nan], [1.0, 1.0, 50.0, 2.0]])
+    snr = region_snr(regions, image, rms=0.5, beam_area_pix=4.0)
+    # 4 px = 1 beam: flux 4/4 = 1, error 0.5 * sqrt(1): S/N 2; region 2 absent, 3 blanked.
+    assert snr[1] == pytest.approx(2.0) and np.isnan(snr[[0, 2, 3]]).all()
+    with pytest.raises(ValueError, match="non-negative integers"):
+        region_snr(regions.astype(float), image, rms=1.0, beam_area_pix=1.0)
+    with pytest.raises(ValueError, match=r"image has shape \(1, 4\), expected \(2, 4\)"):
+        region_snr(regions, image[:1], rms=1.0, beam_area_pix=1.0)
+    with pytest.raises(ValueError, match="rms_jy_beam must be a positive number"):
+        region_snr(regions, image, rms=0.0, beam_area_pix=1.0)
 
 
 def test_wilson_interval() -> None:

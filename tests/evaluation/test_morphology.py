@@ -126,7 +126,23 @@ def test_rule_thresholds_by_hand() -> None:
 def test_nearest_cluster_is_chosen_in_r500_units() -> None:
     def comp(distance: float, angle: float) -> Component:
         return Component(
-            1, 50, 0.0, 0.0, 0.0, 0.0, 1.0, None, None, 0.9, 0.8, distance, 3.0, 0.0, angle
+            1,
+            50,
+            0.0,
+            0.0,
+            0.0,
+            0.0,
+            1.0,
+            None,
+            None,
+            None,
+            None,
+            0.9,
+            0.8,
+            distance,
+            3.0,
+            0.0,
+            angle,
         )
 
     features = nearest_cluster_features({"big": comp(0.9, 80.0), "small": comp(2.5, 10.0)})

@@ -73,14 +73,15 @@ def format_report(result: Classification, threshold_source: str | None = None) -
     lines.append(f"components   {len(result.components)} (p > 0.5, >= 1 beam)")
     if result.components:
         lines.append(
-            "  #       RA        Dec   area[arcmin2]  area[kpc2]  flux[mJy]  p_peak  p_mean"
-            "  d[R500]  elong  radial[deg]"
+            "  #       RA        Dec   area[arcmin2]  area[kpc2]  flux[mJy]    S/N  p_peak"
+            "  p_mean  d[R500]  elong  radial[deg]"
         )
         for k in result.components:
             lines.append(
                 f"{k.label:3d} {k.ra_deg:10.5f} {k.dec_deg:+9.5f} {k.area_arcmin2:14.3f} "
                 f"{_fmt(k.area_kpc2, '11.0f'):>11} "
                 f"{_fmt(None if k.flux_jy is None else 1e3 * k.flux_jy, '10.2f'):>10} "
+                f"{_fmt(k.snr, '6.1f'):>6} "
                 f"{k.peak_probability:7.3f} {k.mean_probability:7.3f} "
                 f"{_fmt(k.distance_r500, '8.2f'):>8} {k.elongation:6.2f} "
                 f"{_fmt(k.radial_angle_deg, '11.0f'):>11}"

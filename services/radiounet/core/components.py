@@ -11,7 +11,10 @@ a threshold (0.5 by default) that covers at least one beam. Conventions:
 * areas are in arcmin^2 (from the WCS pixel area at the reference pixel) and,
   when the redshift is known, in proper kpc^2;
 * flux densities are in Jy, summed over the component from an image already
-  in Jy/pixel;
+  in Jy/pixel; their uncertainty is the noise term ``rms * sqrt(n_beams)``
+  (:func:`radiounet.core.noise.flux_uncertainty_jy`) and ``snr`` their ratio,
+  the significance of the component in the image (false components of the
+  network are mostly of low significance);
 * distances from the cluster centre are in units of R500.
 """
 
@@ -29,9 +32,15 @@ from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage
 
 from .cosmology import kpc_per_arcmin
+from .noise import flux_uncertainty_jy, robust_rms
 
 __all__ = ["DEFAULT_COMPONENT_THRESHOLD", "Component", "find_components"]
 
+#: Pixels the default rms is measured on (a regular subsample of larger images).
+RMS_MAX_PIXELS = 120_000
+# An rms below this fraction of the image's peak is rounding: no noise (real images
+# reach dynamic ranges of ~1e6).
+_NOISELESS = 1e-9
 #: Probability above which a pixel belongs to a component.
 DEFAULT_COMPONENT_THRESHOLD = 0.5
 
@@ -65,6 +74,11 @@ class Component:
     flux_jy : float or None
         Integrated flux density (sum of the Jy/pixel image over the component),
         when the image is given; NaN if the image is blanked in the component.
+    flux_err_jy : float or None
+        Its noise uncertainty, ``rms * sqrt(n_pixels / beam_area_pix)`` with the
+        rms in Jy/beam; None without an image or with a noiseless one.
+    snr : float or None
+        ``flux_jy / flux_err_jy``: the significance of the integrated emission.
     peak_probability, mean_probability : float
         Maximum and mean probability over the component.
     distance_r500 : float or None
@@ -92,6 +106,8 @@ class Component:
     area_arcmin2: float
     area_kpc2: float | None
     flux_jy: float | None
+    flux_err_jy: float | None
+    snr: float | None
     peak_probability: float
     mean_probability: float
     distance_r500: float | None
@@ -125,6 +141,7 @@ def find_components(
     r500_pix: float | None = None,
     z: float | None = None,
     min_area_beams: float = 1.0,
+    rms_jy_beam: float | None = None,
 ) -> list[Component]:
     """Connected regions of ``probability > threshold`` at least ``min_area_beams`` beams large.
 
@@ -149,6 +166,10 @@ def find_components(
         Redshift, for the areas in kpc^2.
     min_area_beams : float, keyword-only
         Smallest component kept, in beams (>= 0).
+    rms_jy_beam : float, keyword-only
+        Noise rms of the image in Jy/beam, for the flux uncertainties; by
+        default measured on ``image_jy_per_pixel`` with
+        :func:`radiounet.core.noise.robust_rms`.
 
     Returns
     -------
@@ -198,6 +219,10 @@ def find_components(
                 f"image_jy_per_pixel has shape {image.shape}, "
                 f"expected the probability map's {prob.shape}"
             )
+    if rms_jy_beam is not None:
+        if image is None:
+            raise ValueError(f"rms_jy_beam={rms_jy_beam!r} needs image_jy_per_pixel")
+        _positive("rms_jy_beam", rms_jy_beam)
     if centre_xy is not None:
         if len(centre_xy) != 2 or not all(math.isfinite(v) for v in centre_xy):
             raise ValueError(
@@ -243,6 +268,19 @@ def find_components(
     # The mean of equal values may round one ulp above their maximum.
     mean = np.minimum(psum / counts, peak)
     flux = None if image is None else per_label(image.ravel()[flat].astype(np.float64))
+    flux_err = None
+    if image is not None:
+        rms = rms_jy_beam
+        if rms is None:
+            finite = image[np.isfinite(image)]
+            rms = 0.0
+            if finite.size:
+                rms = robust_rms(finite, max_pixels=RMS_MAX_PIXELS) * beam_area_pix
+                # Rounding leaves a constant image some 1e-16 of its level of "noise".
+                if rms <= _NOISELESS * beam_area_pix * float(np.abs(finite).max()):
+                    rms = 0.0
+        if rms > 0:  # a noiseless (e.g. model) image has no uncertainty to give
+            flux_err = flux_uncertainty_jy(counts, rms_jy_beam=rms, beam_area_pix=beam_area_pix)
 
     # Eigenvalues and major-axis angle of each 2x2 moment matrix in closed form.
     half_trace = 0.5 * (mxx + myy)
@@ -280,6 +318,8 @@ def find_components(
                 area_arcmin2=float(area[i]),
                 area_kpc2=None if kpc2_per_arcmin2 is None else float(area[i]) * kpc2_per_arcmin2,
                 flux_jy=None if flux is None else float(flux[k]),
+                flux_err_jy=None if flux_err is None else float(flux_err[k]),
+                snr=None if flux is None or flux_err is None else float(flux[k] / flux_err[k]),
                 peak_probability=float(peak[k]),
                 mean_probability=float(mean[k]),
                 distance_r500=_optional(distance, i),

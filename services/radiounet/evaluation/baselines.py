@@ -4,8 +4,8 @@
     Pixels brighter than 3 sigma, with sigma the noise rms of the image. The
     paper measures the rms "in an empty region"; here it is made automatic and
     robust: the standard deviation of all finite pixels after iterative
-    3-sigma clipping about the median (astropy ``sigma_clipped_stats``, at
-    most 10 iterations), which rejects sources. The threshold is ``3 sigma``
+    3-sigma clipping about the median (:func:`radiounet.core.noise.robust_rms`),
+    which rejects sources. The threshold is ``3 sigma``
     above zero (interferometric images have zero mean), not above the median.
 
 PyBDSF islands
@@ -38,40 +38,20 @@ from typing import Any
 
 import numpy as np
 from astropy.io import fits
-from astropy.stats import sigma_clipped_stats
 from numpy.typing import ArrayLike, NDArray
+
+from ..core.noise import robust_rms
 
 __all__ = [
     "PyBDSFError",
     "pybdsf_available",
     "pybdsf_island_mask",
-    "robust_rms",
     "sigma_mask",
 ]
 
 
 class PyBDSFError(RuntimeError):
     """PyBDSF is missing or failed on an image (the message says why)."""
-
-
-def robust_rms(image: ArrayLike, *, sigma: float = 3.0, maxiters: int = 10) -> float:
-    """Noise rms: standard deviation of the finite pixels after sigma clipping.
-
-    Examples
-    --------
-    >>> rng = np.random.default_rng(0)
-    >>> img = rng.normal(0.0, 2.0, (200, 200)); img[90:110, 90:110] += 100.0
-    >>> round(robust_rms(img), 1)
-    2.0
-    """
-    data = np.asarray(image, dtype=np.float64)
-    finite = data[np.isfinite(data)]
-    if finite.size == 0:
-        raise ValueError("image has no finite pixel: no rms to measure")
-    if not (math.isfinite(sigma) and sigma > 0):
-        raise ValueError(f"sigma must be a positive number, got {sigma!r}")
-    _, _, std = sigma_clipped_stats(finite, sigma=sigma, maxiters=maxiters)
-    return float(std)
 
 
 def sigma_mask(

@@ -32,6 +32,9 @@ Detection (Sec. 5)
     two counts as eq. 6 literally does with the paper's TP; both are reported,
     the first is the headline.
 
+    A region's significance (:func:`region_snr`) is its integrated flux density
+    over the noise term ``rms * sqrt(n_beams)``, as in the component catalogue.
+
 Classification (Sec. 6.2)
     A cluster is predicted positive when ``R >= threshold`` (as
     :func:`radiounet.core.detection.detection_ratio`). Accuracy, precision and
@@ -49,6 +52,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy import ndimage
+
+from ..core.noise import flux_uncertainty_jy
 
 __all__ = [
     "MIN_CALIBRATION_CLUSTERS",
@@ -70,6 +75,7 @@ __all__ = [
     "iou_terms",
     "match_detections",
     "mean_iou",
+    "region_snr",
     "summarise",
     "wilson_interval",
 ]
@@ -453,6 +459,37 @@ def match_detections(
                     )
                 )
     return DetectionMatch(sources, tuple(regions), float(min_pixels), region_map)
+
+
+def region_snr(
+    region_map: ArrayLike, image: ArrayLike, *, rms: float, beam_area_pix: float
+) -> NDArray[np.float64]:
+    """Significance of each region's integrated emission, indexed by region value.
+
+    ``image`` is in units per beam (e.g. Jy/beam) and ``rms`` in the same unit;
+    entry 0 and values absent from the map are NaN, as are regions over
+    non-finite image pixels.
+
+    Examples
+    --------
+    >>> regions = np.array([[1, 1, 0, 2]]); image = np.array([[2.0, 2.0, 9.0, -1.0]])
+    >>> region_snr(regions, image, rms=1.0, beam_area_pix=2.0).tolist()
+    [nan, 2.0, -0.5]
+    """
+    reg = np.asarray(region_map)
+    img = np.asarray(image, dtype=np.float64)
+    if reg.ndim != 2 or not np.issubdtype(reg.dtype, np.integer) or (reg < 0).any():
+        raise ValueError("region_map must be a 2-D map of non-negative integers")
+    _same_shape(reg, image=img)
+    top = int(reg.max(initial=0)) + 1
+    inside = reg > 0
+    n = np.bincount(reg[inside], minlength=top).astype(np.float64)
+    total = np.bincount(reg[inside], weights=img[inside], minlength=top)
+    err = flux_uncertainty_jy(n, rms_jy_beam=rms, beam_area_pix=beam_area_pix)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        snr = np.where(n > 0, total / beam_area_pix / err, np.nan)
+    snr[0] = np.nan
+    return snr
 
 
 def exclusive_detections(primary: DetectionMatch, other: DetectionMatch) -> tuple[int, int]:
