@@ -507,9 +507,9 @@ def evaluate_field(
 
     diffuse = _diffuse_labels(spec)
     source_labels = sorted(diffuse) if diffuse else None
-    for method, detected in masks.items():
-        result.iou[method] = iou_terms(mask, detected, valid=valid)
-        result.detection[method] = match_detections(
+
+    def matched(detected: NDArray[np.bool_]) -> DetectionMatch:
+        return match_detections(
             detected,
             labels,
             min_pixels=beam_area,
@@ -517,6 +517,10 @@ def evaluate_field(
             truth_mask=mask,
             valid=valid,
         )
+
+    for method, detected in masks.items():
+        result.iou[method] = iou_terms(mask, detected, valid=valid)
+        result.detection[method] = matched(detected)
     net = result.detection["network"]
     result.only_network = exclusive_detections(net, result.detection["sigma3"])
     # The sweep keeps counts only: a region map per threshold and field would add up.
@@ -525,29 +529,14 @@ def evaluate_field(
             swept = net
         else:
             with np.errstate(invalid="ignore"):
-                above = probability > t
-            swept = match_detections(
-                above,
-                labels,
-                min_pixels=beam_area,
-                source_labels=source_labels,
-                truth_mask=mask,
-                valid=valid,
-            )
+                swept = matched(probability > t)
         result.detection_sweep[t] = replace(swept, region_map=None)
     assert net.region_map is not None
     snr = region_snr(net.region_map, image_jy_beam, rms=rms, beam_area_pix=beam_area)
     for t in DETECTION_MIN_SNR:
         with np.errstate(invalid="ignore"):
             significant = np.flatnonzero(snr >= t)
-        kept = match_detections(
-            np.isin(net.region_map, significant),
-            labels,
-            min_pixels=beam_area,
-            source_labels=source_labels,
-            truth_mask=mask,
-            valid=valid,
-        )
+        kept = matched(np.isin(net.region_map, significant))
         result.detection_significance[t] = replace(kept, region_map=None)
 
     # False positives on the emission of radio galaxies and compact sources, from the sky model.
