@@ -473,8 +473,8 @@ def region_snr(
     Examples
     --------
     >>> regions = np.array([[1, 1, 0, 2]]); image = np.array([[2.0, 2.0, 9.0, -1.0]])
-    >>> region_snr(regions, image, rms=1.0, beam_area_pix=2.0).tolist()
-    [nan, 2.0, -0.5]
+    >>> np.round(region_snr(regions, image, rms=1.0, beam_area_pix=2.0), 3).tolist()
+    [nan, 2.0, -0.707]
     """
     reg = np.asarray(region_map)
     img = np.asarray(image, dtype=np.float64)
