@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 import time
 import uuid
 from collections.abc import Callable
@@ -15,11 +16,15 @@ from minio import Minio
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
 from radiounet.stream.local.components import (
+    WEED_VOLUME_BYTES,
+    WEED_VOLUMES_PER_BUCKET,
     Broker,
+    DiskSpaceError,
     ObjectStore,
     Prometheus,
     PrometheusError,
     WeedPorts,
+    weed_disk_problem,
 )
 from radiounet.stream.local.ports import free_port, port_is_free
 from radiounet.stream.local.probes import http_ok, tcp_open
@@ -153,6 +158,28 @@ def test_broker_outlives_the_project_object_store(
 
 
 # --- object store -----------------------------------------------------------
+
+
+def test_weed_disk_problem_at_the_boundary() -> None:
+    slots = WEED_VOLUMES_PER_BUCKET * WEED_VOLUME_BYTES  # 7 x 128 MiB per bucket
+    assert weed_disk_problem(3 * slots, 3) is None
+    assert weed_disk_problem(slots, 0) is None  # a store with no bucket yet needs one's
+    problem = weed_disk_problem(3 * slots - 1, 3)
+    assert problem == (
+        "2.62 GiB free: weed mini counts its volume slots as free disk / 128 MiB and needs 7 "
+        "free slots per bucket, 2.62 GiB for 3 bucket(s)"
+    )
+
+
+def test_object_store_refuses_a_disk_too_full_for_its_buckets(tmp_path: Path) -> None:
+    # More buckets than this disk has volume slots for: refused before weed starts.
+    free = shutil.disk_usage(tmp_path).free
+    n = free // (WEED_VOLUMES_PER_BUCKET * WEED_VOLUME_BYTES) + 1
+    store = ObjectStore(tmp_path / "store", buckets=[f"b{i}" for i in range(n)], stop_at_exit=True)
+    with pytest.raises(DiskSpaceError, match=r"^object-store: .* GiB free: weed mini counts"):
+        store.start()
+    assert not store.alive()
+    assert not (tmp_path / "store" / "object-store.log").exists()
 
 
 def test_object_store_put_get_list(object_store: ObjectStore, bucket: str) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import stat
 import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
@@ -39,11 +40,13 @@ __all__ = [
     "DEFAULT_CREDENTIALS",
     "Broker",
     "Credentials",
+    "DiskSpaceError",
     "ObjectStore",
     "Prometheus",
     "PrometheusError",
     "Sample",
     "WeedPorts",
+    "weed_disk_problem",
 ]
 
 # Longest unix-socket path the kernel takes (sun_path is 108 bytes with the NUL).
@@ -117,6 +120,38 @@ class _Component:
         """Stop, then start again on the same ports and data."""
         self.stop()
         self.start()
+
+
+# weed mini's volume size (its -master.volumeSizeLimitMB default) and the volumes its
+# master creates for a new collection (SeaweedFS's master.volume_growth.copy_1). It
+# counts its volume slots as free disk / volume size at start, so every bucket's first
+# write needs that many free slots, or fails with 'No writable volumes'.
+WEED_VOLUME_BYTES = 128 * 2**20
+WEED_VOLUMES_PER_BUCKET = 7
+
+
+class DiskSpaceError(ValueError):
+    """The disk under a store's data directory is too full for SeaweedFS to write."""
+
+
+def weed_disk_problem(free_bytes: int, n_buckets: int) -> str | None:
+    """Why ``weed mini`` cannot write ``n_buckets`` buckets with ``free_bytes`` free, or None.
+
+    Examples
+    --------
+    >>> weed_disk_problem(50 * 2**30, 2) is None
+    True
+    >>> print(weed_disk_problem(500 * 2**20, 1))
+    0.49 GiB free: weed mini counts its volume slots as free disk / 128 MiB and needs 7 free slots per bucket, 0.88 GiB for 1 bucket(s)
+    """
+    need = max(1, n_buckets) * WEED_VOLUMES_PER_BUCKET * WEED_VOLUME_BYTES
+    if free_bytes >= need:
+        return None
+    return (
+        f"{free_bytes / 2**30:.2f} GiB free: weed mini counts its volume slots as free disk / "
+        f"{WEED_VOLUME_BYTES // 2**20} MiB and needs {WEED_VOLUMES_PER_BUCKET} free slots per "
+        f"bucket, {need / 2**30:.2f} GiB for {max(1, n_buckets)} bucket(s)"
+    )
 
 
 @dataclass(frozen=True)
@@ -271,8 +306,22 @@ class ObjectStore(_Component):
         )
 
     def start(self) -> None:
-        """Start, wait until S3 lists buckets, then create the configured buckets."""
+        """Start, wait until S3 lists buckets, then create the configured buckets.
+
+        Raises
+        ------
+        DiskSpaceError
+            If the disk is too full for the store to write its buckets (checked
+            first: SeaweedFS would start and then fail every write).
+        """
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        problem = weed_disk_problem(shutil.disk_usage(self.data_dir).free, len(self.buckets))
+        if problem is not None:
+            raise DiskSpaceError(
+                f"{self.role}: {problem} on the disk of {self.data_dir}; free some space or "
+                "put the stack's data on another disk (make run STACK_DIR=..., "
+                "radiounet stack up --data-dir ...)"
+            )
         super().start()
         for bucket in self.buckets:
             self.ensure_bucket(bucket)
