@@ -141,8 +141,9 @@ def weed_disk_problem(free_bytes: int, n_buckets: int) -> str | None:
     --------
     >>> weed_disk_problem(50 * 2**30, 2) is None
     True
-    >>> print(weed_disk_problem(500 * 2**20, 1))
-    0.49 GiB free: weed mini counts its volume slots as free disk / 128 MiB and needs 7 free slots per bucket, 0.88 GiB for 1 bucket(s)
+    >>> problem = weed_disk_problem(500 * 2**20, 1)
+    >>> problem.split(":")[0], problem.split(", ")[-1]
+    ('0.49 GiB free', '0.88 GiB for 1 bucket(s)')
     """
     need = max(1, n_buckets) * WEED_VOLUMES_PER_BUCKET * WEED_VOLUME_BYTES
     if free_bytes >= need:
