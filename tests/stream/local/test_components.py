@@ -16,8 +16,8 @@ from minio import Minio
 from prometheus_client import CollectorRegistry, Counter, start_http_server
 
 from radiounet.stream.local.components import (
+    WEED_RESERVED_BYTES,
     WEED_VOLUME_BYTES,
-    WEED_VOLUMES_PER_BUCKET,
     Broker,
     DiskSpaceError,
     ObjectStore,
@@ -161,22 +161,25 @@ def test_broker_outlives_the_project_object_store(
 
 
 def test_weed_disk_problem_at_the_boundary() -> None:
-    slots = WEED_VOLUMES_PER_BUCKET * WEED_VOLUME_BYTES  # 7 x 128 MiB per bucket
-    assert weed_disk_problem(3 * slots, 3) is None
-    assert weed_disk_problem(slots, 0) is None  # a store with no bucket yet needs one's
-    problem = weed_disk_problem(3 * slots - 1, 3)
-    assert problem == (
-        "2.62 GiB free: weed mini counts its volume slots as free disk / 128 MiB and needs 7 "
-        "free slots per bucket, 2.62 GiB for 3 bucket(s)"
+    gib = 2**30
+    assert WEED_VOLUME_BYTES == WEED_RESERVED_BYTES == gib
+    assert weed_disk_problem(4 * gib, 3) is None
+    assert weed_disk_problem(2 * gib, 0) is None  # a store with no bucket yet needs one's
+    assert weed_disk_problem(4 * gib - 1, 3) == (
+        "4.0 GiB free: weed mini keeps about 1 GiB free and gives each bucket written a volume "
+        "of up to 1 GiB, so it needs 4.0 GiB for 3 bucket(s)"
     )
+    # Measured: 1 GiB free gave no writable volume at all.
+    assert weed_disk_problem(gib, 1) is not None
 
 
 def test_object_store_refuses_a_disk_too_full_for_its_buckets(tmp_path: Path) -> None:
     # More buckets than this disk has volume slots for: refused before weed starts.
-    free = shutil.disk_usage(tmp_path).free
-    n = free // (WEED_VOLUMES_PER_BUCKET * WEED_VOLUME_BYTES) + 1
+    n = shutil.disk_usage(tmp_path).free // WEED_VOLUME_BYTES + 1
     store = ObjectStore(tmp_path / "store", buckets=[f"b{i}" for i in range(n)], stop_at_exit=True)
-    with pytest.raises(DiskSpaceError, match=r"^object-store: .* GiB free: weed mini counts"):
+    with pytest.raises(
+        DiskSpaceError, match=r"^object-store: .* GiB free: weed mini keeps about 1 GiB free"
+    ):
         store.start()
     assert not store.alive()
     assert not (tmp_path / "store" / "object-store.log").exists()

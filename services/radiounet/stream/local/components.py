@@ -122,12 +122,12 @@ class _Component:
         self.start()
 
 
-# weed mini's volume size (its -master.volumeSizeLimitMB default) and the volumes its
-# master creates for a new collection (SeaweedFS's master.volume_growth.copy_1). It
-# counts its volume slots as free disk / volume size at start, so every bucket's first
-# write needs that many free slots, or fails with 'No writable volumes'.
-WEED_VOLUME_BYTES = 128 * 2**20
-WEED_VOLUMES_PER_BUCKET = 7
+# weed mini sizes its volumes from the disk (up to 1 GiB each) and counts its volume
+# slots from the free space at start, keeping about 1 GiB free; every bucket written
+# takes a volume. Measured here (252 GB disk): 1.0 GiB free gave no writable volume at
+# all (every PUT failed with InternalError), 3 GiB gave 2, 6 GiB 5, 48.6 GiB 48.
+WEED_VOLUME_BYTES = 2**30
+WEED_RESERVED_BYTES = 2**30
 
 
 class DiskSpaceError(ValueError):
@@ -135,23 +135,25 @@ class DiskSpaceError(ValueError):
 
 
 def weed_disk_problem(free_bytes: int, n_buckets: int) -> str | None:
-    """Why ``weed mini`` cannot write ``n_buckets`` buckets with ``free_bytes`` free, or None.
+    """Why ``weed mini`` may not write ``n_buckets`` buckets with ``free_bytes`` free, or None.
 
     Examples
     --------
     >>> weed_disk_problem(50 * 2**30, 2) is None
     True
-    >>> problem = weed_disk_problem(500 * 2**20, 1)
+    >>> problem = weed_disk_problem(2**30, 1)
     >>> problem.split(":")[0], problem.split(", ")[-1]
-    ('0.49 GiB free', '0.88 GiB for 1 bucket(s)')
+    ('1.0 GiB free', 'so it needs 2.0 GiB for 1 bucket(s)')
     """
-    need = max(1, n_buckets) * WEED_VOLUMES_PER_BUCKET * WEED_VOLUME_BYTES
+    n = max(1, n_buckets)
+    need = n * WEED_VOLUME_BYTES + WEED_RESERVED_BYTES
     if free_bytes >= need:
         return None
     return (
-        f"{free_bytes / 2**30:.2f} GiB free: weed mini counts its volume slots as free disk / "
-        f"{WEED_VOLUME_BYTES // 2**20} MiB and needs {WEED_VOLUMES_PER_BUCKET} free slots per "
-        f"bucket, {need / 2**30:.2f} GiB for {max(1, n_buckets)} bucket(s)"
+        f"{free_bytes / 2**30:.1f} GiB free: weed mini keeps about "
+        f"{WEED_RESERVED_BYTES / 2**30:.0f} GiB free and gives each bucket written a volume "
+        f"of up to {WEED_VOLUME_BYTES / 2**30:.0f} GiB, so it needs {need / 2**30:.1f} GiB "
+        f"for {n} bucket(s)"
     )
 
 
