@@ -299,6 +299,12 @@ def test_markdown_significance_table(report: dict[str, Any]) -> None:
         "significance cut (diagnostic): precision/recall of the 0.5-regions of S/N >= "
         "3: 0.67/1.00, 5: 0.67/1.00, 10: 0.67/1.00" in summary_lines(report)
     )
+    reached = copy.deepcopy(report)
+    reached["detection"]["network_significance"] = [{**sweep_entry(0.0, 0.9, 0.7), "min_snr": 5.0}]
+    assert (
+        "S/N cuts reaching both the paper's precision (0.86) and recall (0.65) on this test "
+        "set: 5; " + CAVEAT in render_markdown(reached, FIGURES)
+    )
     bare = copy.deepcopy(report)
     del bare["detection"]["network_significance"]  # a report.json written before the cut
     assert CUT_SUBSECTION not in render_markdown(bare, FIGURES)

@@ -142,7 +142,7 @@ def _sweep_sentence(
     if not reach:
         return f"No {what} reaches both {both} on this test set."
     return (
-        f"{what.capitalize()}s reaching both {both} on this test set: "
+        f"{what[:1].upper()}{what[1:]}s reaching both {both} on this test set: "
         f"{', '.join(f'{t:g}' for t in reach)}; {caveat} (choose one on other fields)."
     )
 
