@@ -332,24 +332,10 @@ class FieldEvaluation:
             "detection": {m: d.to_dict() for m, d in self.detection.items()},
             # Counts only: the pooled section has the rates and intervals.
             "detection_sweep": [
-                {
-                    "pixel_threshold": t,
-                    "tp_sources": d.n_tp,
-                    "fn_sources": d.n_fn,
-                    "true_regions": d.n_true_regions,
-                    "fp_regions": d.n_fp,
-                }
-                for t, d in self.detection_sweep.items()
+                {"pixel_threshold": t, **_counts(d)} for t, d in self.detection_sweep.items()
             ],
             "detection_significance": [
-                {
-                    "min_snr": t,
-                    "tp_sources": d.n_tp,
-                    "fn_sources": d.n_fn,
-                    "true_regions": d.n_true_regions,
-                    "fp_regions": d.n_fp,
-                }
-                for t, d in self.detection_significance.items()
+                {"min_snr": t, **_counts(d)} for t, d in self.detection_significance.items()
             ],
             "only_network": {"tp": self.only_network[0], "not_above_3sigma": self.only_network[1]},
             "fp_regions_on_contaminant_emission": self.fp_on_contaminant,
@@ -357,6 +343,16 @@ class FieldEvaluation:
             "seconds": self.seconds,
             "notes": self.notes,
         }
+
+
+def _counts(match: DetectionMatch) -> dict[str, int]:
+    """A field's detection counts (its rates and intervals are only worth pooling)."""
+    return {
+        "tp_sources": match.n_tp,
+        "fn_sources": match.n_fn,
+        "true_regions": match.n_true_regions,
+        "fp_regions": match.n_fp,
+    }
 
 
 def _contaminant_emission(
@@ -718,25 +714,23 @@ def _detection_section(fields: Sequence[FieldEvaluation], methods: Sequence[str]
         None if any(a is None for a in areas) else float(np.mean([a or 0.0 for a in areas]))
     )
     # Diagnostic only (not the paper's rule): is the headline precision a matter of threshold?
-    out["network_sweep"] = [
-        {
-            "pixel_threshold": t,
-            **DetectionMatch.combine(
-                [f.detection_sweep[t] for f in fields if t in f.detection_sweep]
-            ).to_dict(),
-        }
-        for t in DETECTION_SWEEP
-    ]
-    out["network_significance"] = [
-        {
-            "min_snr": t,
-            **DetectionMatch.combine(
-                [f.detection_significance[t] for f in fields if t in f.detection_significance]
-            ).to_dict(),
-        }
-        for t in DETECTION_MIN_SNR
-    ]
+    out["network_sweep"] = _pooled_settings(
+        "pixel_threshold", DETECTION_SWEEP, [f.detection_sweep for f in fields]
+    )
+    out["network_significance"] = _pooled_settings(
+        "min_snr", DETECTION_MIN_SNR, [f.detection_significance for f in fields]
+    )
     return out
+
+
+def _pooled_settings(
+    key: str, settings: Sequence[float], per_field: Sequence[dict[float, DetectionMatch]]
+) -> list[dict[str, Any]]:
+    """Detection pooled over the fields at each setting (a threshold, a minimum S/N)."""
+    return [
+        {key: t, **DetectionMatch.combine([m[t] for m in per_field if t in m]).to_dict()}
+        for t in settings
+    ]
 
 
 def _classification_section(rows: Sequence[dict[str, Any]], threshold: float) -> dict[str, Any]:
