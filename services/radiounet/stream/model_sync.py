@@ -54,7 +54,7 @@ from tqdm import tqdm
 
 from radiounet.model.repository import version_folders, version_number
 from radiounet.stream.errors import PermanentError, TransientError
-from radiounet.stream.object_store import ObjectStore
+from radiounet.stream.object_store import ObjectStore, refused_credentials
 
 __all__ = [
     "CONFIG_FILE",
@@ -88,16 +88,6 @@ _SINGLE_PUT_MAX = 64 * 2**20
 _MULTIPART_SIZE = 16 * 2**20
 _CHUNK = 2**20
 #: S3 error codes that mean the identity is wrong or not allowed.
-_REFUSED = frozenset(
-    {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
-)
-
-_REFUSED_HINT = {
-    "InvalidAccessKeyId": "unknown access key",
-    "SignatureDoesNotMatch": "wrong secret key",
-    "AccessDenied": "wrong keys, or no permission on this bucket",
-}
-
 Say = Callable[[str], None]
 
 
@@ -276,13 +266,9 @@ def _s3(store: ObjectStore, what: str) -> Iterator[None]:
     try:
         yield
     except S3Error as exc:
-        if exc.code in _REFUSED:
-            raise PermanentError(
-                f"{what}: {where} refused the credentials ({exc.code}: "
-                f"{_REFUSED_HINT.get(exc.code, exc.message)}); check RADIOUNET_S3_ACCESS_KEY "
-                "and RADIOUNET_S3_SECRET_KEY (--s3-access-key, --s3-secret-key)",
-                code="credentials",
-            ) from None
+        refused = refused_credentials(exc)
+        if refused is not None:
+            raise PermanentError(f"{what}: {where} {refused}", code="credentials") from None
         if exc.code == "NoSuchBucket":
             raise TransientError(
                 f"bucket {store.bucket!r} does not exist at {where}", code="missing_bucket"

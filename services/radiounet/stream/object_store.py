@@ -24,11 +24,41 @@ from radiounet.stream.errors import PermanentError, TransientError
 from radiounet.stream.proto import pipeline_pb2 as pb
 from radiounet.stream.settings import Settings
 
-__all__ = ["ObjectStore"]
+__all__ = ["ObjectStore", "refused_credentials"]
 
 log = logging.getLogger(__name__)
 
 _MISSING = {"NoSuchKey", "NoSuchBucket", "NoSuchObject"}
+
+#: S3 error codes of a store refusing the credentials, and what each usually means.
+_REFUSED = {
+    "InvalidAccessKeyId": "unknown access key",
+    "SignatureDoesNotMatch": "wrong secret key",
+    "AccessDenied": "wrong keys, or no permission on this bucket",
+    "InvalidToken": "",
+    "ExpiredToken": "",
+}
+
+
+def refused_credentials(exc: S3Error) -> str | None:
+    """What to tell the user when ``exc`` is the store refusing the credentials, else None.
+
+    Examples
+    --------
+    >>> from minio.error import S3Error
+    >>> error = S3Error(None, "SignatureDoesNotMatch", "...", None, None, None)
+    >>> refused_credentials(error)  # doctest: +NORMALIZE_WHITESPACE
+    'refused the credentials (SignatureDoesNotMatch: wrong secret key); check
+    RADIOUNET_S3_ACCESS_KEY and RADIOUNET_S3_SECRET_KEY (--s3-access-key, --s3-secret-key)'
+    >>> refused_credentials(S3Error(None, "NoSuchKey", "...", None, None, None)) is None
+    True
+    """
+    if exc.code not in _REFUSED:
+        return None
+    return (
+        f"refused the credentials ({exc.code}: {_REFUSED[exc.code] or exc.message}); check "
+        "RADIOUNET_S3_ACCESS_KEY and RADIOUNET_S3_SECRET_KEY (--s3-access-key, --s3-secret-key)"
+    )
 
 
 @contextmanager
@@ -38,6 +68,12 @@ def _translated(what: str) -> Iterator[None]:
     except S3Error as exc:
         if exc.code in _MISSING:
             raise PermanentError(f"{what}: {exc.code}", code="missing_object") from None
+        refused = refused_credentials(exc)
+        if refused is not None:
+            # Not the message's fault: retried (with back-off) until the keys are fixed.
+            raise TransientError(
+                f"{what}: the object store {refused}", code="object_store"
+            ) from None
         raise TransientError(f"{what}: S3 error {exc.code}", code="object_store") from None
     except (ServerError, InvalidResponseError, urllib3.exceptions.HTTPError, OSError) as exc:
         raise TransientError(
