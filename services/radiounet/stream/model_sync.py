@@ -87,7 +87,6 @@ _MANIFEST_FORMAT = 1
 _SINGLE_PUT_MAX = 64 * 2**20
 _MULTIPART_SIZE = 16 * 2**20
 _CHUNK = 2**20
-#: S3 error codes that mean the identity is wrong or not allowed.
 Say = Callable[[str], None]
 
 

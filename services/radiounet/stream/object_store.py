@@ -1,6 +1,7 @@
 """The object store (MinIO in the cluster, SeaweedFS's S3 gateway locally), via ``minio``.
 
-Failures are translated once, here: a store that cannot be reached is a
+Failures are translated once, here: a store that cannot be reached, or that
+refuses the credentials (the message names which keys to check), is a
 :class:`TransientError` (the stage backs off and retries the message), a
 missing object a :class:`PermanentError`.
 """
