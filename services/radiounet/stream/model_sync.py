@@ -87,6 +87,7 @@ _MANIFEST_FORMAT = 1
 _SINGLE_PUT_MAX = 64 * 2**20
 _MULTIPART_SIZE = 16 * 2**20
 _CHUNK = 2**20
+
 Say = Callable[[str], None]
 
 
