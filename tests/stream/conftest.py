@@ -134,6 +134,31 @@ def restartable_broker(tmp_path: Path) -> Iterator[BrokerFactory]:
 
 
 @pytest.fixture
+def store_client(object_store: ObjectStore) -> Iterator[Callable[..., Any]]:
+    """``store_client(bucket, **overrides)``: the services' S3 client of ``object_store``.
+
+    ``overrides`` replace its ``access_key`` / ``secret_key`` (e.g. wrong ones).
+    The clients' connections are closed when the test ends.
+    """
+    from radiounet.stream.object_store import ObjectStore as StoreClient
+
+    made: list[StoreClient] = []
+
+    def make(bucket: str, **overrides: str) -> StoreClient:
+        keys = {
+            "access_key": object_store.credentials.access_key,
+            "secret_key": object_store.credentials.secret_key,
+            **overrides,
+        }
+        made.append(StoreClient(object_store.s3_endpoint, bucket=bucket, **keys))
+        return made[-1]
+
+    yield make
+    for client in made:
+        client.client._http.clear()
+
+
+@pytest.fixture
 def stream_settings(broker: Broker, object_store: ObjectStore, bucket: str, topic_prefix: str):
     """Settings of a pipeline on the shared broker/store, private topics and bucket."""
     from radiounet.stream.settings import Settings

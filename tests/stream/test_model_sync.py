@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -29,20 +29,9 @@ from radiounet.stream.object_store import ObjectStore
 CONFIG = 'model_config_list { config { name: "m" base_path: "/models/m" } }\n'
 
 
-def _client(object_store: LocalStore, bucket: str, **overrides: str) -> ObjectStore:
-    options = {
-        "access_key": object_store.credentials.access_key,
-        "secret_key": object_store.credentials.secret_key,
-        **overrides,
-    }
-    return ObjectStore(object_store.s3_endpoint, bucket=bucket, **options)
-
-
 @pytest.fixture
-def client(object_store: LocalStore, bucket: str) -> Iterator[ObjectStore]:
-    store = _client(object_store, bucket)
-    yield store
-    store.client._http.clear()
+def client(store_client: Callable[..., ObjectStore], bucket: str) -> ObjectStore:
+    return store_client(bucket)
 
 
 def _tree(root: Path) -> dict[str, bytes]:
@@ -122,8 +111,10 @@ def test_second_push_uploads_nothing(client: ObjectStore) -> None:
     assert second.unchanged == len(_version_files(default_model_repo()))
 
 
-def test_push_creates_the_bucket(object_store: LocalStore, bucket: str, tmp_path: Path) -> None:
-    store = _client(object_store, bucket + "-new")
+def test_push_creates_the_bucket(
+    store_client: Callable[..., ObjectStore], bucket: str, tmp_path: Path
+) -> None:
+    store = store_client(bucket + "-new")
     repo = _small_repo(tmp_path / "repo", {1: {"saved_model.pb": b"x"}})
     report = push(store, repo, prefix="deep/er")
     assert report.created_bucket
@@ -254,9 +245,13 @@ def test_pull_wait_times_out_with_the_reason(client: ObjectStore, tmp_path: Path
     ],
 )
 def test_wrong_credentials_are_a_clear_permanent_error(
-    object_store: LocalStore, bucket: str, tmp_path: Path, overrides: dict[str, str], code: str
+    store_client: Callable[..., ObjectStore],
+    bucket: str,
+    tmp_path: Path,
+    overrides: dict[str, str],
+    code: str,
 ) -> None:
-    store = _client(object_store, bucket, **overrides)
+    store = store_client(bucket, **overrides)
     repo = _small_repo(tmp_path / "repo", {1: {"saved_model.pb": b"one"}})
     for action in (lambda: push(store, repo), lambda: pull(store, tmp_path / "dest", wait_s=30)):
         with pytest.raises(PermanentError, match=f"refused the credentials \\({code}") as info:
@@ -266,10 +261,13 @@ def test_wrong_credentials_are_a_clear_permanent_error(
 
 
 def test_missing_bucket_and_unreachable_store(
-    object_store: LocalStore, bucket: str, tmp_path: Path
+    object_store: LocalStore,
+    store_client: Callable[..., ObjectStore],
+    bucket: str,
+    tmp_path: Path,
 ) -> None:
     with pytest.raises(TransientError) as info:
-        pull(_client(object_store, bucket + "-none"), tmp_path / "dest")
+        pull(store_client(bucket + "-none"), tmp_path / "dest")
     assert info.value.code == "missing_bucket"
     assert (
         f"bucket '{bucket}-none' does not exist at object store {object_store.s3_endpoint}"

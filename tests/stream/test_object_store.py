@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
 from radiounet.stream.errors import PermanentError, TransientError
-from radiounet.stream.local.components import ObjectStore as LocalStore
 from radiounet.stream.local.ports import free_port
 from radiounet.stream.object_store import ObjectStore
 
 
-def _client(object_store: LocalStore, bucket: str, **overrides: str) -> ObjectStore:
-    options = {
-        "access_key": object_store.credentials.access_key,
-        "secret_key": object_store.credentials.secret_key,
-        **overrides,
-    }
-    return ObjectStore(object_store.s3_endpoint, bucket=bucket, **options)
-
-
 def test_an_array_comes_back_with_its_shape_and_dtype(
-    object_store: LocalStore, bucket: str
+    store_client: Callable[..., ObjectStore], bucket: str
 ) -> None:
-    store = _client(object_store, bucket)
+    store = store_client(bucket)
     array = np.arange(12, dtype=np.float16).reshape(3, 4)
     ref = store.put_array("chunks/a.npy", array)
     assert (list(ref.shape), ref.dtype, ref.bucket, ref.key) == (
@@ -35,11 +27,13 @@ def test_an_array_comes_back_with_its_shape_and_dtype(
     np.testing.assert_array_equal(store.get_array(ref), array)
 
 
-def test_a_missing_object_is_permanent(object_store: LocalStore, bucket: str) -> None:
+def test_a_missing_object_is_permanent(
+    store_client: Callable[..., ObjectStore], bucket: str
+) -> None:
     with pytest.raises(
         PermanentError, match=rf"reading s3://{bucket}/nothing/here: NoSuchKey"
     ) as info:
-        _client(object_store, bucket).get_bytes("nothing/here")
+        store_client(bucket).get_bytes("nothing/here")
     assert info.value.code == "missing_object"
 
 
@@ -51,10 +45,10 @@ def test_a_missing_object_is_permanent(object_store: LocalStore, bucket: str) ->
     ],
 )
 def test_refused_credentials_say_which_and_what_to_check(
-    object_store: LocalStore, bucket: str, overrides: dict[str, str], why: str
+    store_client: Callable[..., ObjectStore], bucket: str, overrides: dict[str, str], why: str
 ) -> None:
     # Retried, not dead-lettered: the message is fine, the service's keys are not.
-    store = _client(object_store, bucket, **overrides)
+    store = store_client(bucket, **overrides)
     for action in (lambda: store.get_bytes("a"), lambda: store.put_bytes("a", b"x")):
         with pytest.raises(TransientError) as info:
             action()
