@@ -74,8 +74,8 @@ images: ## Build the services image (needs docker or podman)
 	  --build-arg VERSION=$(IMAGE_TAG) --build-arg REVISION=$$(git rev-parse HEAD 2>/dev/null || echo unknown) .
 
 lint: $(STAMP) ## Ruff (lint + format check) and mypy
-	$(BIN)/ruff check services tests
-	$(BIN)/ruff format --check services tests
+	$(BIN)/ruff check services tests infra
+	$(BIN)/ruff format --check services tests infra
 	$(BIN)/mypy
 
 clean: ## Remove outputs and caches (keeps .venv)
