@@ -13,6 +13,7 @@ from radiounet.stream.errors import PermanentError
 from radiounet.stream.messages import (
     CONTENT_TYPE,
     CORRELATION_ID,
+    cluster_has_size,
     decode,
     header,
     headers_for,
@@ -90,6 +91,10 @@ def test_validate_fills_paper_defaults():
             "needs theta500_arcmin, or both z and m500_1e14",
         ),
         (
+            pb.Pointing(id="p", ra_deg=1, dec_deg=1, cluster=pb.Cluster(m500_1e14=5.0)),
+            "needs theta500_arcmin, or both z and m500_1e14",
+        ),
+        (
             pb.Pointing(id="p", ra_deg=1, dec_deg=1, cluster=pb.Cluster(theta500_arcmin=-1)),
             "theta500 must be positive, got -1.0",
         ),
@@ -99,6 +104,16 @@ def test_invalid_pointings_say_why(pointing, message):
     with pytest.raises(PermanentError, match=message) as info:
         validate_pointing(pointing)
     assert info.value.code == "invalid_pointing"
+
+
+def test_a_cluster_with_only_a_name_is_valid_but_has_no_size():
+    named = pb.Pointing(id="p", ra_deg=1, dec_deg=1, cluster=pb.Cluster(name="Abell 2255"))
+    out = validate_pointing(named)
+    assert out.cluster.name == "Abell 2255"
+    assert not cluster_has_size(out)
+    assert not cluster_has_size(pb.Pointing(id="p", ra_deg=1, dec_deg=1))
+    sized = pb.Pointing(id="p", ra_deg=1, dec_deg=1, cluster=pb.Cluster(theta500_arcmin=4.0))
+    assert cluster_has_size(validate_pointing(sized))
 
 
 def test_headers_carry_correlation_id_and_type():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -69,7 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(args_list)
     try:
-        return int(args.run(args))
+        code = int(args.run(args))
+        sys.stdout.flush()  # a reader that went away shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _stdout_closed()
     except (ValueError, FileExistsError, FileNotFoundError) as exc:
         # InvalidImageError is a ValueError: every bad input ends here as one line.
         print(f"radiounet {args.command}: error: {exc}", file=sys.stderr)
@@ -77,6 +82,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"radiounet {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _stdout_closed() -> int:
+    """The reader of stdout went away (``radiounet results | head -1``): stop quietly.
+
+    As Python's documentation recommends (signal module, "Note on SIGPIPE"):
+    point stdout at devnull so the final flush at exit cannot fail again.
+    Status 141 (128 + SIGPIPE) is what the shell reports for any tool stopped
+    this way (``yes | head``), so ``set -o pipefail`` scripts can tell it from
+    our errors (1: a service unreachable, 2: bad input).
+    """
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout with no file descriptor (e.g. captured)
+        pass
+    return 141
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ keys stored for a pointing tell its progress without Kafka::
     dead-letters/<id>/<stage>.json      failed (stage: reason)
 
 A pointing with none of them is ``not-seen``: still queued in the pointings
-topic, or never submitted.
+topic, or never submitted. When a pointing has both a result and a dead letter
+(it was submitted again), the later of the two decides its state.
 """
 
 from __future__ import annotations
@@ -20,9 +21,11 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from radiounet.core.tiling import DEFAULT_STRIDE, DEFAULT_TILE, tile_grid
+from radiounet.stream.classifier.results import utc_text
 from radiounet.stream.errors import StageError, TransientError
 from radiounet.stream.keys import (
     RESULTS_PREFIX,
@@ -42,13 +45,16 @@ __all__ = [
     "STATES",
     "DeadLetterInfo",
     "PointingStatus",
+    "ResultInfo",
     "TileProgress",
     "collect_status",
     "derive_status",
+    "failed_statuses",
     "format_table",
     "group_keys",
     "image_shape_from_header",
     "pointing_of_key",
+    "read_dead_letters",
     "register",
     "run",
     "stored_keys",
@@ -76,6 +82,17 @@ class DeadLetterInfo:
     detail: str
     key: str
     failed_unix_ms: int | None = None
+    #: Older than the pointing's result: a later submission got through.
+    superseded: bool = False
+
+
+@dataclass(frozen=True)
+class ResultInfo:
+    """The stored result of a pointing whose latest submission failed after it."""
+
+    classified_unix_ms: int | None
+    ratio: float | None
+    correlation_id: str
 
 
 @dataclass(frozen=True)
@@ -100,6 +117,13 @@ class PointingStatus:
     quicklook: str | None = None
     result: str | None = None
     dead_letters: tuple[DeadLetterInfo, ...] = field(default=())
+    #: Set when ``failed`` although ``result`` is stored: what that earlier result says.
+    earlier_result: ResultInfo | None = None
+
+    @property
+    def current_letters(self) -> tuple[DeadLetterInfo, ...]:
+        """The dead letters not superseded by the result, oldest first."""
+        return tuple(d for d in self.dead_letters if not d.superseded)
 
     @property
     def summary(self) -> str:
@@ -107,8 +131,8 @@ class PointingStatus:
         if self.state == "tiling" and self.tiles is not None:
             total = "?" if self.tiles.total is None else str(self.tiles.total)
             return f"tiling {self.tiles.tiles}/{total}"
-        if self.state == "failed" and self.dead_letters:
-            last = self.dead_letters[-1]
+        if self.state == "failed" and self.current_letters:
+            last = self.current_letters[-1]
             return f"failed ({last.stage}: {last.reason})"
         return self.state
 
@@ -117,6 +141,14 @@ class PointingStatus:
         if self.tiles is not None:
             t = self.tiles
             tiles = {"model": t.model, "chunks": t.chunks, "tiles": t.tiles, "total": t.total}
+        earlier = None
+        if self.earlier_result is not None:
+            e = self.earlier_result
+            earlier = {
+                "classified_utc": utc_text(e.classified_unix_ms),
+                "ratio": e.ratio,
+                "correlation_id": e.correlation_id,
+            }
         return {
             "pointing_id": self.pointing_id,
             "state": self.state,
@@ -133,9 +165,11 @@ class PointingStatus:
                     "detail": d.detail,
                     "key": d.key,
                     "failed_unix_ms": d.failed_unix_ms,
+                    "superseded": d.superseded,
                 }
                 for d in self.dead_letters
             ],
+            "earlier_result": earlier,
         }
 
 
@@ -198,7 +232,7 @@ def _dead_letter(key: str, payload: Mapping[str, Any] | None) -> DeadLetterInfo:
         reason=str(payload.get("reason") or "unknown"),
         detail=str(payload.get("detail") or ""),
         key=key,
-        failed_unix_ms=failed if isinstance(failed, int) else None,
+        failed_unix_ms=_int_or_none(failed),
     )
 
 
@@ -211,6 +245,8 @@ def derive_status(
     keys: Iterable[str],
     *,
     dead_letters: Mapping[str, Mapping[str, Any]] | None = None,
+    result: Mapping[str, Any] | None = None,
+    modified: Mapping[str, datetime | None] | None = None,
     total_tiles: int | None = None,
 ) -> PointingStatus:
     """The status of ``pointing_id`` from its stored ``keys``.
@@ -223,28 +259,39 @@ def derive_status(
         Keys stored for it (others are ignored).
     dead_letters : mapping, optional
         Dead-letter key -> its JSON payload (stage, reason, detail, failed_unix_ms).
+    result : mapping, optional
+        The pointing's result row (``classified_unix_ms``, ``ratio``, ``correlation_id``).
+    modified : mapping, optional
+        Key -> last-modified time, as the store's listing gives it.
     total_tiles : int, optional
         Tiles in the pointing's grid, when known.
 
-    A result wins over a dead letter (the pointing was replayed and got through);
-    otherwise any dead letter means ``failed``, and the most recent one (then the
-    latest stage) is the one reported.
+    The later of a result and a dead letter decides: a dead letter that failed
+    after the result was classified means ``failed`` (the result is an earlier
+    submission's); one from before is ``superseded`` by the result. Without both
+    times the result wins. Tile chunks older than the cutout are an earlier
+    fetch's grid (e.g. another ``--size``) and do not count.
 
     >>> derive_status("p1", ["cutouts/s/p1.fits", "tiles/p1/m-1/00000-00015.npy"],
     ...               total_tiles=81).summary
     'tiling 16/81'
     """
     keys = sorted(set(keys))
-    cutout = next(
-        (k for k in keys if k.startswith("cutouts/") and pointing_of_key(k) == pointing_id), None
+    times = modified or {}
+    cutouts = [k for k in keys if k.startswith("cutouts/") and pointing_of_key(k) == pointing_id]
+    cutout = cutouts[0] if cutouts else None
+    # Chunks written before the (newest) cutout belong to an earlier fetch's grid.
+    fetched = max((t for k in cutouts if (t := times.get(k)) is not None), default=None)
+    tiles = _tile_progress(
+        pointing_id, [k for k in keys if fetched is None or not _before(times, k, fetched)]
     )
-    tiles = _tile_progress(pointing_id, keys)
     if tiles is not None and total_tiles is not None:
         tiles = TileProgress(tiles.model, tiles.chunks, tiles.tiles, total_tiles)
     present = set(keys)
     probability = map_key(pointing_id) if map_key(pointing_id) in present else None
     quicklook = quicklook_key(pointing_id) if quicklook_key(pointing_id) in present else None
-    result = result_key(pointing_id) if result_key(pointing_id) in present else None
+    result_at = result_key(pointing_id) if result_key(pointing_id) in present else None
+    classified_ms = _int_or_none((result or {}).get("classified_unix_ms"))
     payloads = dead_letters or {}
     letters = sorted(
         (
@@ -254,10 +301,28 @@ def derive_status(
         ),
         key=lambda d: (d.failed_unix_ms or 0, _stage_rank(d.stage)),
     )
-    if result is not None:
-        state = "classified"
-    elif letters:
+    if result_at is not None:
+        letters = [
+            replace(
+                d,
+                superseded=d.failed_unix_ms is None
+                or classified_ms is None
+                or d.failed_unix_ms <= classified_ms,
+            )
+            for d in letters
+        ]
+    earlier = None
+    if any(not d.superseded for d in letters):
         state = "failed"
+        if result_at is not None and result is not None:
+            ratio = result.get("ratio")
+            earlier = ResultInfo(
+                classified_ms,
+                float(ratio) if isinstance(ratio, int | float) else None,
+                str(result.get("correlation_id") or ""),
+            )
+    elif result_at is not None:
+        state = "classified"
     elif probability is not None:
         state = "reassembled"
     elif tiles is not None:
@@ -267,8 +332,25 @@ def derive_status(
     else:
         state = "not-seen"
     return PointingStatus(
-        pointing_id, state, cutout, tiles, probability, quicklook, result, tuple(letters)
+        pointing_id,
+        state,
+        cutout,
+        tiles,
+        probability,
+        quicklook,
+        result_at,
+        tuple(letters),
+        earlier,
     )
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _before(times: Mapping[str, datetime | None], key: str, moment: datetime) -> bool:
+    stamp = times.get(key)
+    return stamp is not None and stamp < moment
 
 
 def image_shape_from_header(data: bytes) -> tuple[int, int] | None:
@@ -321,28 +403,37 @@ def _total_tiles(store: ObjectStore, cutout: str) -> int | None:
     return len(tile_grid(shape, tile=DEFAULT_TILE, stride=DEFAULT_STRIDE))
 
 
-def _survey_prefixes(store: ObjectStore) -> list[str]:
-    """``cutouts/<survey>/`` folders: a cutout's key holds its survey, the id alone does not."""
+def _listing(store: ObjectStore, prefix: str, *, recursive: bool = True) -> dict[str, Any]:
+    """Names under ``prefix`` with their last-modified times (None for folders)."""
     try:
-        listing = store.client.list_objects(store.bucket, prefix="cutouts/")
-        return sorted(o.object_name for o in listing if o.is_dir and o.object_name is not None)
+        listing = store.client.list_objects(store.bucket, prefix=prefix, recursive=recursive)
+        return {o.object_name: o.last_modified for o in listing if o.object_name is not None}
     except Exception as exc:  # minio, urllib3 or OS errors
         raise TransientError(
-            f"listing s3://{store.bucket}/cutouts/: {type(exc).__name__}: {exc}",
+            f"listing s3://{store.bucket}/{prefix}: {type(exc).__name__}: {exc}",
             code="object_store",
         ) from None
 
 
-def stored_keys(store: ObjectStore, pointing_ids: Iterable[str] | None) -> dict[str, list[str]]:
-    """Pipeline keys by pointing: of ``pointing_ids``, or of every pointing when None."""
+def _survey_prefixes(store: ObjectStore) -> list[str]:
+    """``cutouts/<survey>/`` folders: a cutout's key holds its survey, the id alone does not."""
+    return sorted(k for k in _listing(store, "cutouts/", recursive=False) if k.endswith("/"))
+
+
+def stored_keys(
+    store: ObjectStore, pointing_ids: Iterable[str] | None
+) -> dict[str, dict[str, datetime | None]]:
+    """Pipeline keys by pointing, each with its last-modified time: of ``pointing_ids``,
+    or of every pointing when None. The times come with the listings, at no extra cost."""
     if pointing_ids is None:
-        return group_keys(k for prefix in _PREFIXES for k in store.list_keys(prefix))
+        times = {k: t for prefix in _PREFIXES for k, t in _listing(store, prefix).items()}
+        return {p: {k: times[k] for k in keys} for p, keys in group_keys(times).items()}
     ids = list(dict.fromkeys(pointing_ids))
     surveys = _survey_prefixes(store)
-    groups: dict[str, list[str]] = {}
+    groups: dict[str, dict[str, datetime | None]] = {}
     for pointing_id in ids:
-        keys = [
-            k
+        times = {
+            k: t
             for prefix in (
                 *(f"{s}{pointing_id}.fits" for s in surveys),
                 f"tiles/{pointing_id}/",
@@ -350,27 +441,49 @@ def stored_keys(store: ObjectStore, pointing_ids: Iterable[str] | None) -> dict[
                 result_key(pointing_id),
                 f"dead-letters/{pointing_id}/",
             )
-            for k in store.list_keys(prefix)
-        ]
+            for k, t in _listing(store, prefix).items()
+        }
         # Prefixes match longer names too (p1.fits.bak); keep only this pointing's keys.
-        groups[pointing_id] = sorted(k for k in keys if pointing_of_key(k) == pointing_id)
+        groups[pointing_id] = {
+            k: times[k] for k in sorted(times) if pointing_of_key(k) == pointing_id
+        }
     return groups
+
+
+def read_dead_letters(store: ObjectStore, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The JSON payload of each dead-letter key among ``keys`` that can still be read."""
+    payloads: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        if key.startswith("dead-letters/"):
+            try:
+                payload = store.get_json(key)
+            except StageError:
+                continue  # deleted meanwhile, or not JSON: the key still says failed
+            if isinstance(payload, dict):
+                payloads[key] = payload
+    return payloads
+
+
+def _result_row(store: ObjectStore, pointing_id: str) -> dict[str, Any] | None:
+    try:
+        row = store.get_json(result_key(pointing_id))
+    except StageError:
+        return None
+    return row if isinstance(row, dict) else None
 
 
 def collect_status(store: ObjectStore, pointing_ids: Iterable[str] | None) -> list[PointingStatus]:
     """Statuses of ``pointing_ids`` (every pointing seen when None), reading the store."""
     out = []
-    for pointing_id, keys in stored_keys(store, pointing_ids).items():
-        payloads: dict[str, Any] = {}
-        for key in keys:
-            if key.startswith("dead-letters/"):
-                try:
-                    payload = store.get_json(key)
-                except StageError:
-                    continue  # deleted meanwhile, or not JSON: the key still says failed
-                if isinstance(payload, dict):
-                    payloads[key] = payload
-        status = derive_status(pointing_id, keys, dead_letters=payloads)
+    for pointing_id, times in stored_keys(store, pointing_ids).items():
+        payloads = read_dead_letters(store, times)
+        # Only a result next to a dead letter is read: its time decides which is latest.
+        row = None
+        if payloads and result_key(pointing_id) in times:
+            row = _result_row(store, pointing_id)
+        status = derive_status(
+            pointing_id, times, dead_letters=payloads, result=row, modified=times
+        )
         if status.state == "tiling" and status.tiles is not None and status.cutout is not None:
             # Only a pointing still tiling needs the total: one small ranged read.
             total = _total_tiles(store, status.cutout)
@@ -379,29 +492,74 @@ def collect_status(store: ObjectStore, pointing_ids: Iterable[str] | None) -> li
     return out
 
 
+def failed_statuses(
+    store: ObjectStore, results: Mapping[str, Mapping[str, Any]]
+) -> list[PointingStatus]:
+    """The pointings whose latest event is a dead letter.
+
+    ``results`` holds every result row in the store by pointing id (as
+    ``radiounet results`` has read them). A dead letter is read only when its
+    pointing also has a result (its time decides); alone, its key says failed.
+    """
+    out = []
+    for pointing_id, keys in group_keys(_listing(store, "dead-letters/")).items():
+        row = results.get(pointing_id)
+        payloads = {}
+        if row is not None:
+            keys.append(result_key(pointing_id))
+            payloads = read_dead_letters(store, keys)
+        status = derive_status(pointing_id, keys, dead_letters=payloads, result=row)
+        if status.state == "failed":
+            out.append(status)
+    return out
+
+
+def _stored(s: PointingStatus) -> str:
+    stored = []
+    if s.cutout:
+        stored.append("cutout")
+    if s.tiles:
+        stored.append(f"{s.tiles.tiles} tiles in {s.tiles.chunks} chunks ({s.tiles.model})")
+    if s.map:
+        stored.append("map")
+    if s.quicklook:
+        stored.append("quicklook")
+    if s.result:
+        stored.append("result")
+    old = [d.stage for d in s.dead_letters if d.superseded]
+    if old:
+        # Listed, not detailed: the result after them is what counts, and a detail line
+        # for each would bury the pointings that really failed.
+        stored.append(f"superseded dead letter ({', '.join(old)})")
+    return ", ".join(stored) or "-"
+
+
 def format_table(statuses: Iterable[PointingStatus]) -> str:
     """One line per pointing (state, stored objects), then each failure's detail."""
     statuses = list(statuses)
     if not statuses:
         return "no pointings in the object store"
     width = max(len("pointing"), *(len(s.pointing_id) for s in statuses))
-    lines = [f"{'pointing':<{width}}  {'state':<24}  stored"]
+    state_width = max(len("state"), *(len(s.summary) for s in statuses))
+    lines = [f"{'pointing':<{width}}  {'state':<{state_width}}  stored"]
     for s in statuses:
-        stored = []
-        if s.cutout:
-            stored.append("cutout")
-        if s.tiles:
-            stored.append(f"{s.tiles.tiles} tiles in {s.tiles.chunks} chunks ({s.tiles.model})")
-        if s.map:
-            stored.append("map")
-        if s.quicklook:
-            stored.append("quicklook")
-        if s.result:
-            stored.append("result")
-        lines.append(f"{s.pointing_id:<{width}}  {s.summary:<24}  {', '.join(stored) or '-'}")
-        for d in s.dead_letters:
+        lines.append(f"{s.pointing_id:<{width}}  {s.summary:<{state_width}}  {_stored(s)}")
+        for d in s.current_letters:
             lines.append(f"{'':<{width}}  dead letter {d.stage}: {d.reason}: {d.detail}")
+        if s.earlier_result is not None:
+            lines.append(f"{'':<{width}}  {_earlier_text(s.earlier_result)}")
     return "\n".join(lines)
+
+
+def _earlier_text(e: ResultInfo) -> str:
+    stamp = utc_text(e.classified_unix_ms)
+    when = f"at {stamp}" if stamp else "at an unknown time"
+    r = "no R: no cluster" if e.ratio is None else f"R {e.ratio:.4f}"
+    cid = f", correlation-id {e.correlation_id}" if e.correlation_id else ""
+    return (
+        f"an earlier submission was classified {when} ({r}{cid}); "
+        "its row is still in radiounet results"
+    )
 
 
 def register(sub: Any) -> None:
@@ -432,8 +590,10 @@ def _pointing_id(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.all == bool(args.pointings):
-        raise ValueError("give pointing ids, or --all")
+    if args.all and args.pointings:
+        raise ValueError("give pointing ids or --all, not both")
+    if not args.all and not args.pointings:
+        raise ValueError("give pointing ids or --all")
     ids = None if args.all else [_pointing_id(p) for p in args.pointings]
     settings = settings_with_stack(args)
 

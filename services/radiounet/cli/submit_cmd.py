@@ -3,26 +3,32 @@
 Each pointing is keyed by its id and gets a new ``correlation-id`` header,
 which every stage carries on. Every pointing is validated first; by default one
 invalid row stops the whole submission (nothing is sent), so a fixed catalogue
-can be resubmitted as a whole.
+can be resubmitted as a whole. Invalid includes what the fetcher would certainly
+dead-letter: an unknown survey, or a position outside the survey's coarse footprint.
+Reading the catalogue file (delimiter, comments, column names, sexagesimal
+angles) is in :mod:`radiounet.cli._catalogue`.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import io
 import socket
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from radiounet.stream.errors import PermanentError, TransientError
+from radiounet.stream.fetcher.errors import OutsideFootprintError
+from radiounet.stream.fetcher.surveys import SURVEYS, get_survey
 from radiounet.stream.keys import pointing_id_from_name, validate_pointing_id
 from radiounet.stream.messages import (
     DEFAULT_PIXEL_SCALE_ARCSEC,
     DEFAULT_SIZE_PX,
     DEFAULT_SURVEY,
+    cluster_has_size,
     headers_for,
     new_correlation_id,
     now_ms,
@@ -32,6 +38,7 @@ from radiounet.stream.proto import pipeline_pb2 as pb
 from radiounet.stream.settings import Settings
 from radiounet.stream.topics import POINTINGS
 
+from ._catalogue import find_column, parse_angle, parse_number, read_table, read_text
 from ._stack_settings import settings_with_stack
 from ._stream_options import add_stream_options, guarded
 
@@ -57,23 +64,45 @@ _EMPTY = {"", "nan", "null", "none", "-", "--"}
 _COLUMN_HELP = {
     "id": "pointing id column (default: ids from the name column)",
     "name": "cluster name column",
-    "ra": "RA [deg] column",
-    "dec": "Dec [deg] column",
+    "ra": "RA column: degrees, or sexagesimal hours (15:21:15.8, 15h21m15.8s)",
+    "dec": "Dec column: degrees, or sexagesimal (+30:37:40, 30d37m40s)",
     "z": "redshift column, optional",
     "m500": "M500 [1e14 Msun] column, optional",
     "theta500": "theta500 [arcmin] column, optional",
 }
+#: Other names a column not named on the command line may have (matched in any case).
+#: MSZ is Planck PSZ2's mass, already in 1e14 Msun.
+_ALIASES = {
+    "z": ("redshift",),
+    "m500": ("m500_1e14", "m500", "MSZ"),
+    "theta500": ("theta500",),
+}
+#: A field's name in messages.
+_LABELS = {
+    "id": "id",
+    "name": "name",
+    "ra": "RA",
+    "dec": "Dec",
+    "z": "z",
+    "m500": "M500",
+    "theta500": "theta500",
+}
 #: Flags that describe a single position (no catalogue).
 _POSITION_FLAGS = ("ra", "dec", "name", "id", "z", "m500", "theta500")
+#: What a pointing id may hold (``keys.POINTING_ID_PATTERN``), for messages.
+_ID_RULE = "1-128 characters of A-Z a-z 0-9 . _ + -, starting with a letter or digit"
+#: Line numbers shown for a group of rows with the same problem.
+_LINES_SHOWN = 5
 
 
 @dataclass(frozen=True)
 class Columns:
-    """Catalogue column names (defaults: a PSZ2-like catalogue).
+    """Catalogue column names (defaults: a PSZ2-like catalogue), matched in any case.
 
     ``id`` None derives each id from the name. Columns in ``explicit`` were named
-    on the command line and must exist; the optional defaults (name when an id
-    column is given, z, M500, theta500) are used only where the header has them.
+    on the command line and must exist. The others may also have a name of
+    ``_ALIASES``; the optional ones (name when an id column is given, z, M500,
+    theta500) are used only where the header has them.
     """
 
     id: str | None = None
@@ -125,7 +154,7 @@ def make_pointing(
     m500_1e14: float | None = None,
     theta500_arcmin: float | None = None,
 ) -> pb.Pointing:
-    """A (not yet validated) pointing; it names a cluster when any size is given."""
+    """A (not yet validated) pointing; it names a cluster when a name or any size is given."""
     pointing = pb.Pointing(
         id=pointing_id,
         survey=defaults.survey,
@@ -134,8 +163,8 @@ def make_pointing(
         size_px=defaults.size_px,
         pixel_scale_arcsec=defaults.pixel_scale_arcsec,
     )
-    if z is not None or m500_1e14 is not None or theta500_arcmin is not None:
-        # Without a size there is no 2.2 R500 aperture: a plain pointing, segmented only.
+    if name or z is not None or m500_1e14 is not None or theta500_arcmin is not None:
+        # Without a size there is no 2.2 R500 aperture (segmented only), but the name is kept.
         pointing.cluster.name = name
         if z is not None:
             pointing.cluster.z = z
@@ -152,7 +181,7 @@ def position_id(ra_deg: float, dec_deg: float) -> str:
 
 
 def _resolve_columns(columns: Columns, header: Sequence[str], source: str) -> dict[str, str]:
-    """Field -> column present in ``header``; ValueError naming each required one missing."""
+    """Field -> column of ``header``; ValueError naming each required one missing."""
     wanted = {
         "id": columns.id,
         "name": columns.name,
@@ -163,70 +192,133 @@ def _resolve_columns(columns: Columns, header: Sequence[str], source: str) -> di
         "theta500": columns.theta500,
     }
     required = {"ra", "dec", "name" if columns.id is None else "id"} | columns.explicit
-    present = set(header)
-    missing = [
-        f"{column!r} (--{field}-column)"
-        for field, column in wanted.items()
-        if field in required and column not in present
-    ]
+    used: dict[str, str] = {}
+    missing = []
+    for field, column in wanted.items():
+        if column is None:
+            continue
+        explicit = field in columns.explicit
+        names = (column,) if explicit else (column, *_ALIASES.get(field, ()))
+        try:
+            found = find_column(
+                header, names, label=_LABELS[field], flag=f"--{field}-column", explicit=explicit
+            )
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from None
+        if found is not None:
+            used[field] = found
+        elif field in required:
+            missing.append(f"{column!r} (--{field}-column)")
     if missing:
         raise ValueError(
             f"{source}: no column {', '.join(missing)}; its columns are {', '.join(header)}"
         )
-    return {f: c for f, c in wanted.items() if c is not None and c in present}
+    return used
 
 
-def _cell(row: dict[str, Any], used: dict[str, str], field: str) -> str:
-    column = used.get(field)
-    value = row.get(column) if column is not None else None
-    return value.strip() if isinstance(value, str) else ""
+@dataclass(frozen=True)
+class _Row:
+    """A catalogue row's cells, read by field (``used``: field -> column)."""
+
+    cells: Mapping[str, str]
+    used: Mapping[str, str]
+    decimal_comma: bool
+
+    def text(self, field: str) -> str:
+        column = self.used.get(field)
+        value = self.cells.get(column) if column is not None else None
+        return value.strip() if isinstance(value, str) else ""
+
+    def column(self, field: str) -> str:
+        """Where the field is read from, as messages name it."""
+        return f"column {self.used[field]!r}" if field in self.used else f"--{field}-column"
+
+    def absent(self, field: str) -> str:
+        """Why the field has no value."""
+        if field in self.used:
+            return f"column {self.used[field]!r} is empty"
+        return f"no {_LABELS[field]} column (--{field}-column)"
+
+    def number(self, field: str, *, required: bool = False) -> float | None:
+        text = self.text(field)
+        label = _LABELS[field]
+        if text.lower() in _EMPTY:
+            if required:
+                raise ValueError(f"no {label} ({self.absent(field)})")
+            return None
+        if field in ("ra", "dec"):
+            try:
+                return parse_angle(text, hours=field == "ra", decimal_comma=self.decimal_comma)
+            except ValueError as exc:
+                raise ValueError(f"{label} (column {self.used[field]!r}): {exc}") from None
+        try:
+            return parse_number(text, decimal_comma=self.decimal_comma)
+        except ValueError:
+            raise ValueError(
+                f"{label} {text!r} (column {self.used[field]!r}) is not a number"
+            ) from None
 
 
-def _number(
-    row: dict[str, Any], used: dict[str, str], field: str, label: str, *, required: bool = False
-) -> float | None:
-    text = _cell(row, used, field)
-    if text.lower() in _EMPTY:
-        if required:
-            raise ValueError(f"no {label} (column {used[field]!r} is empty)")
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise ValueError(f"{label} {text!r} (column {used[field]!r}) is not a number") from None
-
-
-def _row_pointing(
-    row: dict[str, Any], used: dict[str, str], defaults: PointingDefaults
-) -> pb.Pointing:
-    name = _cell(row, used, "name")
-    if "id" in used:
-        pointing_id = validate_pointing_id(_cell(row, used, "id"))
+def _row_pointing(row: _Row, defaults: PointingDefaults) -> pb.Pointing:
+    name = row.text("name")
+    if "id" in row.used:
+        pointing_id = validate_pointing_id(row.text("id"))
     elif name:
         try:
             pointing_id = pointing_id_from_name(name)
         except ValueError:
             raise ValueError(
-                f"name {name!r} makes no valid pointing id; give --id-column"
+                f"name {name!r} makes no valid pointing id; give --id-column (ids: {_ID_RULE})"
             ) from None
     else:
-        raise ValueError(f"no name to make the id from (column {used['name']!r} is empty)")
+        raise ValueError(f"no name to make the id from ({row.absent('name')})")
     try:
-        ra = _number(row, used, "ra", "RA", required=True)
-        dec = _number(row, used, "dec", "Dec", required=True)
+        ra = row.number("ra", required=True)
+        dec = row.number("dec", required=True)
         assert ra is not None and dec is not None  # required
+        z, m500, theta500 = row.number("z"), row.number("m500"), row.number("theta500")
+        if theta500 is None and (z is None) != (m500 is None):
+            # Said here, where the columns are known, not by validate_pointing's field names.
+            raise ValueError(
+                f"{row.absent('z' if z is None else 'm500')}; give z ({row.column('z')}) and "
+                f"M500 ({row.column('m500')}), or theta500 ({row.column('theta500')})"
+            )
         return make_pointing(
             pointing_id,
             ra,
             dec,
             defaults=defaults,
             name=name,
-            z=_number(row, used, "z", "z"),
-            m500_1e14=_number(row, used, "m500", "M500"),
-            theta500_arcmin=_number(row, used, "theta500", "theta500"),
+            z=z,
+            m500_1e14=m500,
+            theta500_arcmin=theta500,
         )
     except ValueError as exc:
         raise ValueError(f"pointing {pointing_id}: {exc}") from None
+
+
+def _read_catalogue(
+    lines: Iterable[str],
+    columns: Columns,
+    defaults: PointingDefaults,
+    *,
+    source: str,
+    limit: int | None,
+) -> tuple[list[Candidate], dict[str, str]]:
+    """:func:`read_catalogue`, and the columns used (field -> column)."""
+    table = read_table(lines, source)
+    used = _resolve_columns(columns, table.header, source)
+    out: list[Candidate] = []
+    for number, cells in table.rows:
+        if limit is not None and len(out) >= limit:
+            break
+        where = f"line {number}"
+        try:
+            pointing = _row_pointing(_Row(cells, used, table.decimal_comma), defaults)
+            out.append(Candidate(where, pointing))
+        except ValueError as exc:
+            out.append(Candidate(where, None, str(exc)))
+    return out, used
 
 
 def read_catalogue(
@@ -237,57 +329,83 @@ def read_catalogue(
     source: str = "catalogue",
     limit: int | None = None,
 ) -> list[Candidate]:
-    """Pointings from the rows of a CSV catalogue (header first), at most ``limit`` rows.
+    """Pointings from the rows of a catalogue (header first), at most ``limit`` rows.
+
+    Cells are separated by commas, tabs or semicolons (told by the header; with
+    semicolons, numbers may have a decimal comma); lines starting with '#' are
+    skipped. RA and Dec are degrees or sexagesimal (RA in hours).
 
     Raises
     ------
     ValueError
-        If the header lacks a required column (RA, Dec, and the id or name).
+        If the header lacks a required column (RA, Dec, and the id or name), or
+        two columns match one field.
     """
-    reader = csv.DictReader(lines, skipinitialspace=True)
-    header = [h.strip() for h in reader.fieldnames or ()]
-    if not header:
-        raise ValueError(f"{source}: empty, expected a CSV header line")
-    reader.fieldnames = header
-    used = _resolve_columns(columns, header, source)
-    out: list[Candidate] = []
-    for row in reader:
-        if limit is not None and len(out) >= limit:
-            break
-        where = f"line {reader.line_num}"
+    return _read_catalogue(lines, columns, defaults, source=source, limit=limit)[0]
+
+
+@dataclass(frozen=True)
+class _Problem:
+    """Why a candidate is not sent; ``outside``: the footprint it is outside of, if that is why."""
+
+    where: str
+    detail: str
+    outside: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.detail}"
+
+
+def _check(candidates: Iterable[Candidate]) -> tuple[list[pb.Pointing], list[_Problem]]:
+    valid: list[pb.Pointing] = []
+    problems: list[_Problem] = []
+    first: dict[str, str] = {}
+    for candidate in candidates:
+        where = candidate.where
+        if candidate.pointing is None:
+            problems.append(_Problem(where, str(candidate.error)))
+            continue
         try:
-            out.append(Candidate(where, _row_pointing(row, used, defaults)))
-        except ValueError as exc:
-            out.append(Candidate(where, None, str(exc)))
-    return out
+            pointing = validate_pointing(candidate.pointing)
+        except PermanentError as exc:
+            problems.append(_Problem(where, str(exc)))
+            continue
+        try:
+            survey = get_survey(pointing.survey)
+        except PermanentError as exc:
+            problems.append(_Problem(where, f"pointing {pointing.id}: {exc}"))
+            continue
+        # The fetcher's own test: a position it would certainly dead-letter is not sent.
+        outside = survey.footprint_problem(pointing.ra_deg, pointing.dec_deg)
+        if outside is not None:
+            error = OutsideFootprintError.at(
+                survey.name, pointing.ra_deg, pointing.dec_deg, outside
+            )
+            problems.append(
+                _Problem(where, f"pointing {pointing.id}: {error}", f"{survey.name} ({outside})")
+            )
+            continue
+        if pointing.id in first:
+            problems.append(
+                _Problem(
+                    where, f"pointing {pointing.id}: duplicate id (first on {first[pointing.id]})"
+                )
+            )
+            continue
+        first[pointing.id] = where
+        valid.append(pointing)
+    return valid, problems
 
 
 def check_candidates(candidates: Iterable[Candidate]) -> tuple[list[pb.Pointing], list[str]]:
     """The valid pointings (defaults filled in) and one message per invalid one.
 
     A repeated id is invalid: its pointing would overwrite the first one's objects.
+    So are an unknown survey and a position outside the survey's coarse footprint:
+    the fetcher would dead-letter them.
     """
-    valid: list[pb.Pointing] = []
-    problems: list[str] = []
-    first: dict[str, str] = {}
-    for candidate in candidates:
-        if candidate.pointing is None:
-            problems.append(f"{candidate.where}: {candidate.error}")
-            continue
-        try:
-            pointing = validate_pointing(candidate.pointing)
-        except PermanentError as exc:
-            problems.append(f"{candidate.where}: {exc}")
-            continue
-        if pointing.id in first:
-            problems.append(
-                f"{candidate.where}: pointing {pointing.id}: duplicate id "
-                f"(first on {first[pointing.id]})"
-            )
-            continue
-        first[pointing.id] = candidate.where
-        valid.append(pointing)
-    return valid, problems
+    valid, problems = _check(candidates)
+    return valid, [str(p) for p in problems]
 
 
 def describe_pointing(pointing: pb.Pointing) -> str:
@@ -303,8 +421,8 @@ def describe_pointing(pointing: pb.Pointing) -> str:
             text += f"  M500 {c.m500_1e14:g}e14"
         if c.HasField("theta500_arcmin"):
             text += f"  theta500 {c.theta500_arcmin:g}'"
-    else:
-        text += "  (no cluster: segmented, not classified)"
+    if not cluster_has_size(pointing):
+        text += "  (no cluster size: segmented, not classified)"
     return f'{text}  [{pointing.survey} {pointing.size_px} px x {pointing.pixel_scale_arcsec:g}"]'
 
 
@@ -392,11 +510,20 @@ def register(sub: Any) -> None:
         type=Path,
         default=None,
         metavar="CSV",
-        help="CSV catalogue with a header line (PSZ2-like columns by default)",
+        help="catalogue with a header line, UTF-8, cells separated by commas, tabs or "
+        "semicolons, '#' lines skipped (PSZ2-like columns by default)",
     )
     source.add_argument("--limit", type=int, default=None, metavar="N", help="first N rows only")
-    source.add_argument("--ra", type=float, default=None, help="RA [deg]")
-    source.add_argument("--dec", type=float, default=None, help="Dec [deg]")
+    # Strings: sexagesimal angles are parsed like the catalogue's.
+    source.add_argument(
+        "--ra", default=None, help="RA: degrees, or sexagesimal hours (15:21:15.8, 15h21m15.8s)"
+    )
+    source.add_argument(
+        "--dec",
+        default=None,
+        help="Dec: degrees, or sexagesimal (+30:37:40, 30d37m40s; a negative one as "
+        "--dec=-30:37:40)",
+    )
     source.add_argument("--name", default=None, help="cluster name (also makes the id)")
     source.add_argument("--id", default=None, help="pointing id (default: from the name)")
     source.add_argument("--z", type=float, default=None, help="redshift")
@@ -406,14 +533,19 @@ def register(sub: Any) -> None:
     defaults = Columns()
     for field, helptext in _COLUMN_HELP.items():
         default = getattr(defaults, field)
+        names = " or ".join((default, *_ALIASES.get(field, ()))) if default else ""
         cols.add_argument(
             f"--{field}-column",
             default=None,
             metavar="COL",
-            help=helptext + (f" (default {default})" if default else ""),
+            help=helptext + (f" (default {names}, in any case)" if names else ""),
         )
     cutout = p.add_argument_group("cutout")
-    cutout.add_argument("--survey", default=DEFAULT_SURVEY, help="survey (default %(default)s)")
+    cutout.add_argument(
+        "--survey",
+        default=DEFAULT_SURVEY,
+        help=f"survey, one of {', '.join(sorted(SURVEYS))} (default %(default)s)",
+    )
     cutout.add_argument(
         "--size", type=int, default=DEFAULT_SIZE_PX, help="cutout side [px] (default %(default)s)"
     )
@@ -439,61 +571,146 @@ def _columns_from(args: argparse.Namespace) -> Columns:
     return Columns(**given, explicit=frozenset(given))
 
 
-def _candidates(args: argparse.Namespace, defaults: PointingDefaults) -> list[Candidate]:
-    positional = [f"--{f}" for f in _POSITION_FLAGS if getattr(args, f) is not None]
-    if args.catalogue is not None:
-        if positional:
-            raise ValueError(f"give --catalogue or a position, not both ({', '.join(positional)})")
-        if args.limit is not None and args.limit < 1:
-            raise ValueError(f"--limit must be at least 1, got {args.limit}")
-        with args.catalogue.open(encoding="utf-8-sig", newline="") as lines:
-            return read_catalogue(
-                lines,
-                _columns_from(args),
-                defaults,
-                source=str(args.catalogue),
-                limit=args.limit,
-            )
-    columns = [f"--{f}-column" for f in _COLUMN_HELP if getattr(args, f"{f}_column") is not None]
-    if columns or args.limit is not None:
-        raise ValueError(f"{', '.join(columns) or '--limit'} need(s) --catalogue")
-    if args.ra is None or args.dec is None:
-        raise ValueError("give --catalogue, or --ra and --dec")
+def _angle_flag(text: str, flag: str, *, hours: bool) -> float:
+    try:
+        return parse_angle(text, hours=hours)
+    except ValueError as exc:
+        raise ValueError(f"{flag}: {exc}") from None
+
+
+def _position(args: argparse.Namespace, defaults: PointingDefaults) -> pb.Pointing:
+    """The pointing of ``--ra``/``--dec`` and the other position flags."""
+    ra = _angle_flag(args.ra, "--ra", hours=True)
+    dec = _angle_flag(args.dec, "--dec", hours=False)
+    if args.theta500 is None and (args.z is None) != (args.m500 is None):
+        given, absent = ("--z", "--m500") if args.m500 is None else ("--m500", "--z")
+        raise ValueError(f"{given} without {absent}: give --z and --m500, or --theta500")
     if args.id is not None:
         pointing_id = args.id
     elif args.name:
-        pointing_id = pointing_id_from_name(args.name)
+        try:
+            pointing_id = pointing_id_from_name(args.name)
+        except ValueError:
+            raise ValueError(
+                f"cannot make a pointing id from --name {args.name!r}; give --id ({_ID_RULE})"
+            ) from None
     else:
-        pointing_id = position_id(args.ra, args.dec)
-    pointing = make_pointing(
+        pointing_id = position_id(ra, dec)
+    return make_pointing(
         pointing_id,
-        args.ra,
-        args.dec,
+        ra,
+        dec,
         defaults=defaults,
         name=args.name or "",
         z=args.z,
         m500_1e14=args.m500,
         theta500_arcmin=args.theta500,
     )
-    return [Candidate("--ra/--dec", pointing)]
+
+
+def _candidates(
+    args: argparse.Namespace, defaults: PointingDefaults
+) -> tuple[list[Candidate], str]:
+    """The candidates, and where their cluster sizes come from (for the note on plain ones)."""
+    positional = [f"--{f}" for f in _POSITION_FLAGS if getattr(args, f) is not None]
+    if args.catalogue is not None:
+        if positional:
+            raise ValueError(f"give --catalogue or a position, not both ({', '.join(positional)})")
+        if args.limit is not None and args.limit < 1:
+            raise ValueError(f"--limit must be at least 1, got {args.limit}")
+        candidates, used = _read_catalogue(
+            io.StringIO(read_text(args.catalogue), newline=""),
+            _columns_from(args),
+            defaults,
+            source=str(args.catalogue),
+            limit=args.limit,
+        )
+        found = [f"{_LABELS[f]} {used[f]!r}" for f in ("z", "m500", "theta500") if f in used]
+        return candidates, "columns found: " + (
+            ", ".join(found) or "none; name them with --z-column, --m500-column, --theta500-column"
+        )
+    columns = [f"--{f}-column" for f in _COLUMN_HELP if getattr(args, f"{f}_column") is not None]
+    if columns or args.limit is not None:
+        raise ValueError(f"{', '.join(columns) or '--limit'} need(s) --catalogue")
+    if args.ra is None or args.dec is None:
+        raise ValueError("give --catalogue, or --ra and --dec")
+    return [
+        Candidate("--ra/--dec", _position(args, defaults))
+    ], "none of --z, --m500, --theta500 given"
+
+
+def _known_survey(name: str) -> str:
+    try:
+        return get_survey(name).name
+    except ValueError as exc:  # the fetcher's InvalidRequestError, listing the known surveys
+        raise ValueError(f"--survey: {exc}") from None
+
+
+def _lines(wheres: Sequence[str]) -> str:
+    """``lines 2, 4, 5, 9, 10 and 959 more`` for ``["line 2", "line 4", ...]``."""
+    shown = ", ".join(w.removeprefix("line ") for w in wheres[:_LINES_SHOWN])
+    more = len(wheres) - _LINES_SHOWN
+    return f"line{'s' if len(wheres) > 1 else ''} {shown}" + (
+        f" and {more} more" if more > 0 else ""
+    )
+
+
+def _report(problems: Sequence[_Problem], total: int, sendable: int, *, skip: bool) -> None:
+    """Print the invalid candidates on stderr; without ``skip``, raise a ValueError if any.
+
+    The rows outside a survey's footprint are one group per survey: a catalogue such
+    as PSZ2 has hundreds, none can be fixed, and --skip-invalid is the answer for all.
+    """
+    label = "skipped" if skip else "invalid"
+    outside: dict[str, list[str]] = {}
+    for problem in problems:
+        if problem.outside is None:
+            print(f"{label}: {problem}", file=sys.stderr)
+        else:
+            outside.setdefault(problem.outside, []).append(problem.where)
+    groups = [
+        f"{len(wheres)} pointing(s) outside the footprint of {survey}, on {_lines(wheres)}"
+        for survey, wheres in outside.items()
+    ]
+    if skip:
+        for group in groups:
+            print(f"skipped: {group}", file=sys.stderr)
+        return
+    if not problems:
+        return
+    message = f"{len(problems)} of {total} pointings invalid; nothing sent"
+    if not groups:
+        raise ValueError(f"{message} (fix them, or --skip-invalid to send the rest)")
+    message += ": " + "; ".join(groups)
+    if sendable:
+        fix = (
+            "fix the others listed above, or "
+            if len(problems) > sum(map(len, outside.values()))
+            else ""
+        )
+        message += f"; {fix}--skip-invalid sends the {sendable} valid one(s) and skips these"
+    raise ValueError(message)
 
 
 def run(args: argparse.Namespace) -> int:
-    defaults = PointingDefaults(args.survey, args.size, args.pixel_scale)
-    candidates = _candidates(args, defaults)
+    defaults = PointingDefaults(_known_survey(args.survey), args.size, args.pixel_scale)
+    candidates, sizes = _candidates(args, defaults)
     if not candidates:
         raise ValueError(f"{args.catalogue}: no rows")
-    pointings, problems = check_candidates(candidates)
-    label = "skipped" if args.skip_invalid else "invalid"
-    for problem in problems:
-        print(f"{label}: {problem}", file=sys.stderr)
-    if problems and not args.skip_invalid:
-        raise ValueError(
-            f"{len(problems)} of {len(candidates)} pointings invalid; nothing sent "
-            "(fix them, or --skip-invalid to send the rest)"
-        )
+    pointings, problems = _check(candidates)
+    if problems and args.catalogue is None:
+        raise ValueError(str(problems[0]))  # one position: one line, no --skip-invalid advice
+    _report(problems, len(candidates), len(pointings), skip=args.skip_invalid)
     if not pointings:
         raise ValueError("no valid pointing to send")
+    plain = sum(not cluster_has_size(p) for p in pointings)
+    if plain:
+        # Not an error (segmentation alone is a use), but easily a column the reader missed.
+        print(
+            f"note: {plain} of {len(pointings)} pointing(s) have no z/M500 or theta500 "
+            f"({sizes}): they will be segmented, not classified",
+            file=sys.stderr,
+        )
     settings = settings_with_stack(args)
     topic = settings.topic(POINTINGS)
     if args.dry_run:

@@ -29,6 +29,7 @@ __all__ = [
     "MIN_SIZE_PX",
     "PRODUCER",
     "Outgoing",
+    "cluster_has_size",
     "content_type",
     "decode",
     "header",
@@ -113,6 +114,17 @@ def decode(topic: str, value: bytes | None) -> Message:
     return msg
 
 
+def cluster_has_size(pointing: pb.Pointing) -> bool:
+    """True when the pointing's cluster gives a size (z, M500 or theta500), so R can be measured.
+
+    A cluster with only a name is valid: its pointing is segmented, not classified.
+    """
+    c = pointing.cluster
+    return pointing.HasField("cluster") and any(
+        c.HasField(f) for f in ("z", "m500_1e14", "theta500_arcmin")
+    )
+
+
 def validate_pointing(pointing: pb.Pointing) -> pb.Pointing:
     """A copy of ``pointing`` with defaults filled in, or a precise PermanentError.
 
@@ -148,7 +160,8 @@ def validate_pointing(pointing: pb.Pointing) -> pb.Pointing:
         has_theta = c.HasField("theta500_arcmin")
         if has_theta and not (math.isfinite(c.theta500_arcmin) and c.theta500_arcmin > 0):
             raise bad(f"theta500 must be positive, got {c.theta500_arcmin!r}")
-        if not has_theta and not (c.HasField("z") and c.HasField("m500_1e14")):
+        partial = c.HasField("z") != c.HasField("m500_1e14")
+        if not has_theta and partial:
             raise bad("the cluster needs theta500_arcmin, or both z and m500_1e14")
         if c.HasField("z") and not (math.isfinite(c.z) and c.z > 0):
             raise bad(f"z must be positive, got {c.z!r}")

@@ -168,6 +168,34 @@ def test_row_without_a_cluster_has_components_but_no_ratio() -> None:
     assert r["components"] == [component(1).to_dict()]
 
 
+def test_a_named_pointing_without_a_size_keeps_its_name() -> None:
+    p = pointing(cluster=False)
+    p.cluster.name = "PSZ2 G053.53+59.52"  # no z, M500 nor theta500: nothing to classify in
+    assert cluster_of(p) is None
+    r = row(pointing=p, classification=None, components=[component(1)])
+    assert (r["has_cluster"], r["ratio"], r["diffuse"], r["aperture"]) == (False, None, None, None)
+    assert r["cluster"] == {
+        "name": "PSZ2 G053.53+59.52",
+        "ra_deg": RA0,
+        "dec_deg": DEC0,
+        "z": None,
+        "m500_1e14": None,
+        "theta500_arcmin": None,
+        "r500_kpc": None,
+    }
+    (flat,) = results_table([r])
+    assert (flat["cluster"], flat["has_cluster"], flat["ratio"]) == (
+        "PSZ2 G053.53+59.52",
+        False,
+        None,
+    )
+    (record,) = csv.DictReader(io.StringIO(to_csv([r])))
+    assert (record["cluster"], record["z"], record["ratio"]) == ("PSZ2 G053.53+59.52", "", "")
+    # A name-only pointing with a classification is as inconsistent as a plain one.
+    with pytest.raises(ValueError, match="names no cluster"):
+        row(pointing=p)
+
+
 def test_row_is_strict_json_without_nan() -> None:
     r = row()
     assert r["components"][1]["flux_jy"] is None  # NaN flux: the component is over blank pixels

@@ -7,6 +7,8 @@ import csv
 import io
 import json
 from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +21,9 @@ from radiounet.cli._stack_settings import (
     settings_with_stack,
 )
 from radiounet.cli._stream_options import add_stream_options
-from radiounet.cli.results_cmd import TABLE_COLUMNS, format_results
+from radiounet.cli.results_cmd import TABLE_COLUMNS, format_results, notes
 from radiounet.cli.status_cmd import (
+    ResultInfo,
     derive_status,
     format_table,
     group_keys,
@@ -38,6 +41,7 @@ from radiounet.cli.submit_cmd import (
 )
 from radiounet.stream.classifier.results import RESULT_COLUMNS
 from radiounet.stream.local.stack_state import StackState, save_state
+from radiounet.stream.messages import cluster_has_size
 from radiounet.stream.proto import pipeline_pb2 as pb
 
 RunCli = Callable[[list[str]], tuple[int, str, str]]
@@ -86,14 +90,17 @@ def test_psz2_rows_become_pointings_with_ids_from_names() -> None:
     assert (first.survey, first.size_px, first.pixel_scale_arcsec) == ("lotss-dr2-lowres", 960, 4.5)
     # No size at all: a plain pointing (segmented, not classified), still valid.
     last = rows[2].pointing
-    assert last is not None and not last.HasField("cluster")
+    assert last is not None and not cluster_has_size(last)
+    assert last.cluster.name == "PSZ2 G000.40-41.86"  # the name is kept, for the results table
+    # South of LoTSS-DR2 (Dec < 10): the fetcher would dead-letter them, so they are invalid.
     valid, problems = check_candidates(rows)
-    assert problems == []
-    assert [p.id for p in valid] == [
-        "PSZ2_G000.04+45.13",
-        "PSZ2_G000.13+78.04",
-        "PSZ2_G000.40-41.86",
+    assert problems == [
+        "line 2: pointing PSZ2_G000.04+45.13: RA 229.191 Dec -1.017 is outside the footprint "
+        "of lotss-dr2-lowres (dec >= 10)",
+        "line 4: pointing PSZ2_G000.40-41.86: RA 316.084 Dec -41.354 is outside the footprint "
+        "of lotss-dr2-lowres (dec >= 10)",
     ]
+    assert [p.id for p in valid] == ["PSZ2_G000.13+78.04"]
 
 
 def test_limit_and_defaults_apply() -> None:
@@ -139,19 +146,22 @@ def test_invalid_rows_have_precise_messages() -> None:
         "NoRA,,20,0.1,3,5\n"
         "TextRA,abc,20,,,5\n"
         "OnlyZ,10,20,0.2,,\n"
-        "???,1,2,,,3\n"
-        ",1,2,,,3\n"
-        "Neg,1,2,,,-1\n"
-        "RA360,360,2,,,3\n"
-        "Good,1,2,NaN,,3\n"
-        "Good,3,4,,,3\n"
+        "???,1,12,,,3\n"
+        ",1,12,,,3\n"
+        "Neg,1,12,,,-1\n"
+        "RA360,360,12,,,3\n"
+        "Good,1,12,NaN,,3\n"
+        "Good,3,14,,,3\n"
     )
     assert problems_of(text) == [
         "line 2: pointing Dec95: Dec must be in [-90, 90] degrees, got 95.0",
         "line 3: pointing NoRA: no RA (column 'RAdeg' is empty)",
-        "line 4: pointing TextRA: RA 'abc' (column 'RAdeg') is not a number",
-        "line 5: pointing OnlyZ: the cluster needs theta500_arcmin, or both z and m500_1e14",
-        "line 6: name '???' makes no valid pointing id; give --id-column",
+        "line 4: pointing TextRA: RA (column 'RAdeg'): 'abc' is not an angle: give decimal "
+        "degrees or sexagesimal hours (15:21:15.8, 15h21m15.8s)",
+        "line 5: pointing OnlyZ: column 'MSZ_1e14' is empty; give z (column 'z') and "
+        "M500 (column 'MSZ_1e14'), or theta500 (column 'theta500_arcmin')",
+        "line 6: name '???' makes no valid pointing id; give --id-column "
+        "(ids: 1-128 characters of A-Z a-z 0-9 . _ + -, starting with a letter or digit)",
         "line 7: no name to make the id from (column 'Name' is empty)",
         "line 8: pointing Neg: theta500 must be positive, got -1.0",
         "line 9: pointing RA360: RA must be in [0, 360) degrees, got 360.0",
@@ -180,14 +190,14 @@ def test_position_ids_and_plain_pointings() -> None:
     assert position_id(0.0, 5.0) == "J0.00000+5.00000"
     p = make_pointing("x", 1.0, 2.0, defaults=PointingDefaults())
     assert not p.HasField("cluster")
-    p = make_pointing("x", 1.0, 2.0, defaults=PointingDefaults(), name="A", z=0.1, m500_1e14=2.0)
+    p = make_pointing("x", 1.0, 20.0, defaults=PointingDefaults(), name="A", z=0.1, m500_1e14=2.0)
     assert p.cluster.name == "A" and not p.cluster.HasField("theta500_arcmin")
     valid, problems = check_candidates([Candidate("--ra/--dec", p)])
     assert problems == [] and valid[0].cluster.m500_1e14 == 2.0
 
 
 def test_check_fills_defaults_of_zero_fields() -> None:
-    p = pb.Pointing(id="p", ra_deg=1, dec_deg=2)
+    p = pb.Pointing(id="p", ra_deg=1, dec_deg=20)
     (valid,), _ = check_candidates([Candidate("x", p)])
     assert (valid.survey, valid.size_px, valid.pixel_scale_arcsec) == (
         "lotss-dr2-lowres",
@@ -201,12 +211,12 @@ def test_check_fills_defaults_of_zero_fields() -> None:
 
 def test_submit_dry_run_prints_and_sends_nothing(run_cli: RunCli, tmp_path: Path) -> None:
     path = tmp_path / "psz2.csv"
-    path.write_text(PSZ2_CSV)
+    path.write_text(PSZ2_CSV.replace("-1.017222", "+41.017222"))  # inside LoTSS-DR2
     code, out, err = run_cli(["submit", "--catalogue", str(path), "--dry-run", "--limit", "2"])
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0] == "dry run: 2 pointing(s) would be sent to radiounet.pointings"
-    assert lines[1].startswith("  PSZ2_G000.04+45.13  RA 229.19051  Dec -1.01722")
+    assert lines[1].startswith("  PSZ2_G000.04+45.13  RA 229.19051  Dec +41.01722")
     assert "theta500 8.291'" in lines[1]
     assert lines[1].endswith('[lotss-dr2-lowres 960 px x 4.5"]')
     assert len(lines) == 3
@@ -216,7 +226,7 @@ def test_submit_invalid_rows_stop_everything(
     run_cli: RunCli, one_line_error: ErrorCheck, tmp_path: Path
 ) -> None:
     path = tmp_path / "bad.csv"
-    path.write_text("Name,RAdeg,DEdeg,theta500_arcmin\nA,10,95,5\nB,,20,5\nC,1,2,5\n")
+    path.write_text("Name,RAdeg,DEdeg,theta500_arcmin\nA,10,95,5\nB,,20,5\nC,1,20,5\n")
     code, out, err = run_cli(["submit", "--catalogue", str(path), "--dry-run"])
     assert code == 2
     assert out == ""
@@ -237,8 +247,8 @@ def test_submit_invalid_rows_stop_everything(
         (["--catalogue", "x.csv", "--ra", "1"], "give --catalogue or a position, not both (--ra)"),
         (["--ra", "1", "--dec", "2", "--z-column", "z"], "--z-column need(s) --catalogue"),
         (["--catalogue", "missing.csv"], "missing.csv"),
-        (["--ra", "1", "--dec", "2", "--name", "???"], "pointing id must be"),
-        (["--ra", "1", "--dec", "-91"], "1 of 1 pointings invalid"),
+        (["--ra", "1", "--dec", "20", "--name", "???"], "cannot make a pointing id from --name"),
+        (["--ra", "1", "--dec", "-91"], "--ra/--dec: pointing J1.00000-91.00000: Dec must be in"),
     ],
 )
 def test_submit_usage_errors(
@@ -252,11 +262,11 @@ def test_submit_usage_errors(
 def test_submit_position_dry_run(run_cli: RunCli) -> None:
     code, out, err = run_cli(
         ["submit", "--ra", "10", "--dec", "20", "--name", "Abell 1", "--theta500", "3",
-         "--survey", "nvss", "--dry-run"]
+         "--survey", "lotss-dr2-lowres", "--size", "480", "--dry-run"]
     )  # fmt: skip
     assert code == 0, err
     assert out.splitlines()[1].startswith("  Abell_1  RA 10.00000  Dec +20.00000  'Abell 1'")
-    assert "[nvss 960 px" in out
+    assert "[lotss-dr2-lowres 480 px" in out
 
 
 # --- status states from keys ---------------------------------------------------------------
@@ -346,14 +356,106 @@ def test_status_dict_and_table() -> None:
             "detail": "d",
             "key": "dead-letters/p2/tiler.json",
             "failed_unix_ms": None,
+            "superseded": False,
         }
     ]
+    assert as_json[1]["earlier_result"] is None
     table = format_table(statuses).splitlines()
     assert table[0].split() == ["pointing", "state", "stored"]
     assert table[1].split()[:3] == ["p1", "tiling", "9/9"]
     assert "9 tiles in 1 chunks (m-1)" in table[1]
     assert table[3].split() == ["dead", "letter", "tiler:", "r:", "d"]
     assert format_table([]) == "no pointings in the object store"
+
+
+RESULT_T0 = 1_700_000_000_000  # 2023-11-14T22:13:20Z
+EARLIER_ROW = {"pointing_id": "p1", "ratio": 0.0253, "correlation_id": "c-old"}
+LETTER_KEY = "dead-letters/p1/fetcher.json"
+
+
+def resubmitted(failed_unix_ms: int) -> list[str]:
+    """Table of p1: classified at RESULT_T0, and a fetcher dead letter at ``failed_unix_ms``."""
+    row = {**EARLIER_ROW, "classified_unix_ms": RESULT_T0}
+    letter = {
+        "stage": "fetcher",
+        "reason": "outside_footprint",
+        "detail": "Dec -60.000 is outside",
+        "failed_unix_ms": failed_unix_ms,
+    }
+    keys = [CUT, "maps/p1/probability.fits", "results/p1.json", LETTER_KEY]
+    status = derive_status("p1", keys, dead_letters={LETTER_KEY: letter}, result=row)
+    return format_table([status]).splitlines()
+
+
+def test_a_dead_letter_after_the_result_means_failed() -> None:
+    row = {**EARLIER_ROW, "classified_unix_ms": RESULT_T0}
+    letter = {"stage": "fetcher", "reason": "outside_footprint", "failed_unix_ms": RESULT_T0 + 1}
+    keys = [CUT, "results/p1.json", LETTER_KEY]
+    status = derive_status("p1", keys, dead_letters={LETTER_KEY: letter}, result=row)
+    assert (status.state, status.summary) == ("failed", "failed (fetcher: outside_footprint)")
+    assert status.result == "results/p1.json"
+    assert status.earlier_result == ResultInfo(RESULT_T0, 0.0253, "c-old")
+    assert status.to_dict()["earlier_result"] == {
+        "classified_utc": "2023-11-14T22:13:20.000Z",
+        "ratio": 0.0253,
+        "correlation_id": "c-old",
+    }
+    assert resubmitted(RESULT_T0 + 1) == [
+        "pointing  state                                stored",
+        "p1        failed (fetcher: outside_footprint)  cutout, map, result",
+        "          dead letter fetcher: outside_footprint: Dec -60.000 is outside",
+        "          an earlier submission was classified at 2023-11-14T22:13:20.000Z "
+        "(R 0.0253, correlation-id c-old); its row is still in radiounet results",
+    ]
+
+
+def test_a_result_after_the_dead_letter_supersedes_it() -> None:
+    row = {**EARLIER_ROW, "classified_unix_ms": RESULT_T0}
+    letter = {"stage": "fetcher", "reason": "outside_footprint", "failed_unix_ms": RESULT_T0 - 1}
+    keys = [CUT, "results/p1.json", LETTER_KEY]
+    status = derive_status("p1", keys, dead_letters={LETTER_KEY: letter}, result=row)
+    assert (status.state, status.summary, status.earlier_result) == (
+        "classified",
+        "classified",
+        None,
+    )
+    assert [(d.stage, d.superseded) for d in status.dead_letters] == [("fetcher", True)]
+    assert status.to_dict()["dead_letters"][0]["superseded"] is True
+    # Listed among what is stored, with no detail line.
+    assert resubmitted(RESULT_T0 - 1) == [
+        "pointing  state       stored",
+        "p1        classified  cutout, map, result, superseded dead letter (fetcher)",
+    ]
+
+
+def test_long_states_keep_the_status_columns_aligned() -> None:
+    letters = {"dead-letters/p2/fetcher.json": {"stage": "fetcher", "reason": "outside_footprint"}}
+    statuses = [
+        derive_status("p1", [CUT, "results/p1.json"]),
+        derive_status("p2", list(letters), dead_letters=letters),
+    ]
+    assert format_table(statuses).splitlines()[:3] == [
+        "pointing  state                                stored",
+        "p1        classified                           cutout, result",
+        "p2        failed (fetcher: outside_footprint)  -",
+    ]
+
+
+def test_tile_chunks_of_an_earlier_fetch_do_not_count() -> None:
+    # Resubmitted with another --size: the 3x3 grid's chunk stays next to the 9x9 grid's.
+    old = tile_keys("m-1", [(0, 8)])
+    new = tile_keys("m-1", [(0, 15), (16, 31), (32, 47), (48, 63), (64, 79), (80, 80)])
+    first = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    again = first + timedelta(minutes=5)
+    times = {old[0]: first, CUT: again, **dict.fromkeys(new, again)}
+    tiles = derive_status("p1", [CUT, *old, *new], modified=times).tiles
+    assert tiles is not None and (tiles.tiles, tiles.chunks) == (81, 6)
+    # Without the times every chunk counts.
+    tiles = derive_status("p1", [CUT, *old, *new]).tiles
+    assert tiles is not None and (tiles.tiles, tiles.chunks) == (81, 7)
+    # The new cutout is not tiled yet: fetched, not "tiling 9/81" of the old grid.
+    status = derive_status("p1", [CUT, *old], modified=times)
+    assert (status.state, status.tiles) == ("fetched", None)
 
 
 @pytest.mark.parametrize(
@@ -406,14 +508,60 @@ def test_results_terminal_table() -> None:
     lines = format_results([HALO_ROW, PLAIN_ROW], "table").splitlines()
     assert lines[0].split() == [heading for heading, _ in TABLE_COLUMNS]
     assert lines[1].split() == [
-        "halo", "Abell", "2255", "258.20000", "64.06000", "0.6123", "0.2", "yes", "2",
+        "halo", "Abell", "2255", "258.20000", "64.06000", "0.6123", "0.2", "yes", "-", "2",
         "radio_unet-3", "maps/halo/probability.fits",
     ]  # fmt: skip
     assert lines[2].split() == [
-        "plain", "-", "1.00000", "2.00000", "-", "-", "-", "0", "radio_unet-3",
+        "plain", "-", "1.00000", "2.00000", "-", "-", "-", "-", "0", "radio_unet-3",
         "maps/plain/probability.fits",
     ]  # fmt: skip
     assert format_results([], "table").split() == [heading for heading, _ in TABLE_COLUMNS]
+
+
+def test_results_table_shows_the_aperture_in_the_image() -> None:
+    rows = [
+        {**HALO_ROW, "pointing_id": pid, "aperture": {"fraction_in_image": share}}
+        for pid, share in (("whole", 1.0), ("almost", 0.996), ("clipped", 0.118))
+    ]
+    lines = format_results(rows, "table").splitlines()
+    at = [heading for heading, _ in TABLE_COLUMNS].index("aperture")
+    assert [line.split()[0] for line in lines] == ["pointing", "whole", "almost", "clipped"]
+    # The cluster name is two words: one more field before the aperture on the rows.
+    assert [line.split()[at + 1] for line in lines[1:]] == ["100%", "99%", "11%"]
+    (clipped,) = csv.DictReader(io.StringIO(format_results(rows[2:], "csv")))
+    assert clipped["aperture_in_image"] == "0.118"
+    (as_json,) = json.loads(format_results(rows[2:], "json"))
+    assert as_json["aperture_in_image"] == 0.118
+
+
+def test_results_notes_say_what_the_rows_leave_out() -> None:
+    gone = [derive_status(p, [f"dead-letters/{p}/fetcher.json"]) for p in ("g1", "g2")]
+    stale = derive_status(
+        "halo",
+        ["results/halo.json", "dead-letters/halo/tiler.json"],
+        dead_letters={"dead-letters/halo/tiler.json": {"failed_unix_ms": 2}},
+        result={"classified_unix_ms": 1},
+    )
+    assert notes([HALO_ROW, PLAIN_ROW], [HALO_ROW, PLAIN_ROW], [*gone, stale]) == [
+        "1 listed pointing(s) failed when submitted again; their rows are from an earlier "
+        "submission: halo (radiounet status ID)",
+        "2 pointing(s) failed and are not listed: radiounet status --all",
+    ]
+    assert notes([PLAIN_ROW], [PLAIN_ROW], []) == []
+    assert notes([], [], gone) == [
+        "no results yet: no pointing has been classified",
+        "2 pointing(s) failed and are not listed: radiounet status --all",
+    ]
+    # --diffuse-only that keeps nothing; the stale row is not listed, so not mentioned.
+    assert notes([HALO_ROW, PLAIN_ROW], [], [stale]) == [
+        "no pointing with diffuse emission among 2 result(s)"
+    ]
+    many = [derive_status(f"p{i}", [f"results/p{i}.json"]) for i in range(7)]
+    many = [replace(s, state="failed") for s in many]
+    rows = [{"pointing_id": s.pointing_id} for s in many]
+    assert notes(rows, rows, many)[0].endswith(
+        "submission: p0, p1, p2, p3, p4 and 2 more (radiounet status ID)"
+    )
 
 
 def test_results_csv_and_json_carry_every_column() -> None:

@@ -11,6 +11,7 @@ A row (``schema_version`` 1; fields are only ever added)::
 
     pointing_id, survey, ra_deg, dec_deg, size_px, pixel_scale_arcsec
     cluster            {name, ra_deg, dec_deg, z, m500_1e14, theta500_arcmin, r500_kpc} or null
+                       (a named pointing without a size: the name, the rest null)
     model              {name, version, signature}
     has_cluster        false: no ratio, no decision (null below)
     ratio, threshold, diffuse
@@ -40,6 +41,7 @@ import numpy as np
 from radiounet.core.components import Component
 from radiounet.stream.errors import PermanentError
 from radiounet.stream.keys import RESULTS_PREFIX, result_key
+from radiounet.stream.messages import cluster_has_size
 from radiounet.stream.object_store import ObjectStore
 from radiounet.stream.proto import pipeline_pb2 as pb
 from radiounet.workflows import Classification, Cluster
@@ -53,6 +55,7 @@ __all__ = [
     "result_row",
     "results_table",
     "to_csv",
+    "utc_text",
 ]
 
 SCHEMA_VERSION = 1
@@ -90,12 +93,15 @@ RESULT_COLUMNS = (
 def cluster_of(pointing: pb.Pointing) -> Cluster | None:
     """The cluster a pointing targets (at the pointing's position), or None if it names none.
 
+    A cluster with a name but no size at all (no z, M500 or theta500) is None
+    too: there is no aperture to classify in, only a name to keep in the row.
+
     Raises
     ------
     ValueError
         If the cluster is incomplete or out of range (no theta500 nor z and M500).
     """
-    if not pointing.HasField("cluster"):
+    if not cluster_has_size(pointing):
         return None
     c = pointing.cluster
     return Cluster(
@@ -142,7 +148,7 @@ def result_row(
         If a classification is given for a pointing without a cluster or the
         other way round, or components are given besides a classification.
     """
-    has_cluster = pointing.HasField("cluster")
+    has_cluster = cluster_has_size(pointing)
     if has_cluster != (classification is not None):
         raise ValueError(
             f"pointing {pointing.id}: "
@@ -192,6 +198,17 @@ def result_row(
             },
             placeholder_model=c["placeholder_model"],
         )
+    elif pointing.cluster.name:
+        # Named but without a size: segmented only, yet the results table keeps the name.
+        row["cluster"] = {
+            "name": pointing.cluster.name,
+            "ra_deg": pointing.ra_deg,
+            "dec_deg": pointing.dec_deg,
+            "z": None,
+            "m500_1e14": None,
+            "theta500_arcmin": None,
+            "r500_kpc": None,
+        }
     row["n_components"] = len(components)
     row["components"] = [k.to_dict() for k in components]
     return _json_safe(row)
@@ -212,7 +229,8 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _utc(ms: Any) -> str | None:
+def utc_text(ms: Any) -> str | None:
+    """Unix milliseconds as ISO 8601 UTC (``2023-11-14T22:13:20.123Z``); None if not a time."""
     if not isinstance(ms, int | float) or isinstance(ms, bool) or ms <= 0:
         return None
     stamp = datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
@@ -250,8 +268,8 @@ def results_table(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "map_key": row.get("map_key"),
             "quicklook_key": row.get("quicklook_key"),
             "correlation_id": row.get("correlation_id"),
-            "submitted_utc": _utc(row.get("submitted_unix_ms")),
-            "classified_utc": _utc(row.get("classified_unix_ms")),
+            "submitted_utc": utc_text(row.get("submitted_unix_ms")),
+            "classified_utc": utc_text(row.get("classified_unix_ms")),
         }
         table.append(flat)
     return table
