@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import bz2
 import gc
+import gzip
 import math
 import warnings
+from dataclasses import astuple
 from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.io import fits
 
-from radiounet.io.fits_image import Beam, InvalidImageError, beam_from_header, open_2d, read_image
+from radiounet.io.fits_image import (
+    Beam,
+    ImageWarning,
+    InvalidImageError,
+    beam_from_header,
+    open_2d,
+    read_image,
+)
 
 PIX_DEG = 4.5 / 3600
 BEAM_DEG = 20 / 3600
@@ -115,6 +125,32 @@ def test_3d_cube_with_one_frequency_plane(tmp_path: Path) -> None:
     assert img.wcs.naxis == 2
 
 
+@pytest.mark.parametrize(
+    ("order", "shape"),
+    [(("FREQ", "RA", "DEC"), (NY, NX, 1)), (("RA", "FREQ", "DEC"), (NY, 1, NX))],
+    ids=["freq-first", "freq-between"],
+)
+def test_degenerate_axis_anywhere_is_dropped(
+    tmp_path: Path, order: tuple[str, ...], shape: tuple[int, ...]
+) -> None:
+    """A length-1 axis before or between the celestial axes, as some pipelines write."""
+    cel = dict(celestial_cards())
+    cards: list[tuple[str, object]] = [("BUNIT", "JY/BEAM")]
+    for i, axis in enumerate(order, start=1):
+        if axis == "FREQ":
+            cards += [(f"CTYPE{i}", "FREQ"), (f"CRVAL{i}", 1.44e8), (f"CDELT{i}", 1e6),
+                      (f"CRPIX{i}", 1.0)]  # fmt: skip
+        else:
+            j = 1 if axis == "RA" else 2
+            cards += [(f"{k}{i}", cel[f"{k}{j}"]) for k in ("CTYPE", "CRVAL", "CDELT", "CRPIX")]
+    data = sky(11)
+    img = read_image(write(tmp_path / "d.fits", data.reshape(shape), fits.Header(cards)))
+    np.testing.assert_array_equal(img.data, data)
+    assert list(img.wcs.wcs.ctype) == ["RA---SIN", "DEC--SIN"]
+    x, y = img.wcs.world_to_pixel_values(RA0, DEC0)
+    assert (float(x), float(y)) == pytest.approx((CRPIX1 - 1, CRPIX2 - 1), abs=1e-9)
+
+
 def test_open_2d_returns_data_wcs_header_and_name(tmp_path: Path) -> None:
     path = write_4d(tmp_path / "o.fits")
     data, wcs, header, name = open_2d(path)
@@ -143,6 +179,11 @@ def test_hdulist_source_reads_in_memory(tmp_path: Path) -> None:
         ("Jy/beam", "Jy/beam", 1.0),
         ("mJy/beam", "Jy/beam", 1e-3),
         ("Jy/pixel", "Jy/pixel", 1.0),
+        # FITS-standard spellings, which astropy.units parses:
+        ("Jy beam-1", "Jy/beam", 1.0),
+        ("Jy.beam-1", "Jy/beam", 1.0),
+        ("JY BEAM-1", "Jy/beam", 1.0),
+        ("mJy beam-1", "Jy/beam", 1e-3),
     ],
 )
 def test_bunit_variants(tmp_path: Path, bunit: str, unit: str, scale: float) -> None:
@@ -153,6 +194,16 @@ def test_bunit_variants(tmp_path: Path, bunit: str, unit: str, scale: float) -> 
     assert img.scale == scale
     # Stored values times the scale are the brightness in the unit.
     np.testing.assert_allclose(img.data * img.scale, data, rtol=1e-6, atol=1e-12)
+
+
+def test_non_brightness_fits_unit_is_still_refused(tmp_path: Path) -> None:
+    path = write_4d(tmp_path / "sr.fits", bunit="Jy sr-1")
+    with pytest.raises(InvalidImageError) as excinfo:
+        read_image(path)
+    assert str(excinfo.value) == (
+        f"{path}: unknown brightness unit BUNIT='Jy sr-1': expected Jy/beam, mJy/beam, "
+        "uJy/beam or Jy/pixel (override with --bunit if the header is wrong)"
+    )
 
 
 def test_bunit_override_replaces_header(tmp_path: Path) -> None:
@@ -190,6 +241,80 @@ def test_scaled_int16_is_read_into_memory_with_scaling_applied(tmp_path: Path) -
     np.testing.assert_allclose(img.data, expected, rtol=0, atol=1e-9)
 
 
+def test_unscaled_int32_with_blank_gives_nan_there(tmp_path: Path) -> None:
+    """BLANK applies whatever the scaling: without BSCALE/BZERO too (no memory map then)."""
+    raw = np.arange(NY * NX, dtype=np.int32).reshape(NY, NX) - 500
+    raw[:3, :] = -2147483648
+    hdu = fits.PrimaryHDU(raw, header=header_2d(bunit="uJy/beam"))
+    hdu.header["BLANK"] = -2147483648
+    hdu.writeto(tmp_path / "i32.fits")
+    img = read_image(tmp_path / "i32.fits")
+    assert img.scale == 1e-6
+    assert np.isnan(img.data[:3]).all()
+    np.testing.assert_array_equal(img.data[3:], raw[3:])  # the values as stored, once
+
+
+def test_scaled_int16_with_blank_is_scaled_once_and_blank_is_nan(tmp_path: Path) -> None:
+    raw = np.arange(NY * NX, dtype=np.int16).reshape(NY, NX) - 1000
+    raw[0, :5] = -32768
+    hdu = fits.PrimaryHDU(raw, header=header_2d())
+    hdu.header.update([("BSCALE", 2e-6), ("BZERO", 1e-3), ("BLANK", -32768)])
+    hdu.writeto(tmp_path / "i16b.fits")
+    img = read_image(tmp_path / "i16b.fits")
+    assert np.isnan(img.data[0, :5]).all()
+    assert int(np.isnan(img.data).sum()) == 5
+    expected = raw.astype(np.float64) * 2e-6 + 1e-3
+    np.testing.assert_allclose(img.data[1:], expected[1:], rtol=0, atol=1e-9)
+
+
+def test_infinite_pixels_are_blanked_like_nan(tmp_path: Path) -> None:
+    data = sky(9)
+    data[2:4, 5:7] = np.inf
+    data[10, 11] = -np.inf
+    data[12, 13] = np.nan
+    img = read_image(write_4d(tmp_path / "inf.fits", data))
+    blank = ~np.isfinite(data)
+    assert int(np.isnan(img.data).sum()) == 6
+    assert np.isnan(img.data[blank]).all()
+    np.testing.assert_array_equal(img.data[~blank], data[~blank])
+
+
+def test_image_without_infinities_stays_memory_mapped(tmp_path: Path) -> None:
+    data = sky(9)
+    data[0, 0] = np.nan
+    assert isinstance(read_image(write_4d(tmp_path / "nan.fits", data)).data, np.memmap)
+
+
+@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress], ids=["gz", "bz2"])
+def test_compressed_fits_is_read_like_the_plain_file(tmp_path: Path, compress: object) -> None:
+    data = sky(10)
+    plain = write_4d(tmp_path / "plain.fits", data)
+    packed = tmp_path / "packed.fits.gz"
+    packed.write_bytes(compress(plain.read_bytes()))  # type: ignore[operator]
+    img = read_image(packed)
+    np.testing.assert_array_equal(img.data, data)
+    assert img.wcs.to_header() == read_image(plain).wcs.to_header()
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("stream", r"not a readable FITS file \(Empty or corrupt FITS file\)"),
+        ("content", r"corrupt image data \(buffer is too small for requested array\)"),
+    ],
+)
+def test_truncated_fits_gz_is_a_one_line_error(tmp_path: Path, damage: str, message: str) -> None:
+    valid = write_4d(tmp_path / "v.fits").read_bytes()
+    packed = gzip.compress(valid)
+    path = tmp_path / "t.fits.gz"
+    # A cut gzip stream, or a complete gzip stream of a cut FITS file.
+    cut = packed[: len(packed) // 2] if damage == "stream" else gzip.compress(valid[:-4000])
+    path.write_bytes(cut)
+    with pytest.raises(InvalidImageError, match=f"^{path}: {message}$") as excinfo:
+        read_image(path)
+    assert "\n" not in str(excinfo.value)
+
+
 # --- beam ----------------------------------------------------------------------------------
 
 
@@ -219,6 +344,67 @@ def test_last_aips_clean_card_wins() -> None:
 def test_no_beam_anywhere_gives_none() -> None:
     assert beam_from_header(fits.Header([("HISTORY", "nothing about a beam")])) is None
     assert beam_from_header(fits.Header([("BMAJ", 0.0), ("BMIN", 0.0)])) is None
+
+
+def _beams_table(bmaj: list[float], bmin: list[float], bpa: list[float]) -> fits.BinTableHDU:
+    """A CASA ``BEAMS`` extension (per-plane beams, arcsec and deg), as exportfits writes."""
+    n = len(bmaj)
+    return fits.BinTableHDU.from_columns(
+        [
+            fits.Column(name="BMAJ", format="1E", unit="arcsec", array=bmaj),
+            fits.Column(name="BMIN", format="1E", unit="arcsec", array=bmin),
+            fits.Column(name="BPA", format="1E", unit="deg", array=bpa),
+            fits.Column(name="CHAN", format="1J", array=list(range(n))),
+            fits.Column(name="POL", format="1J", array=[0] * n),
+        ],
+        name="BEAMS",
+    )
+
+
+def _casa_image(path: Path, table: fits.BinTableHDU) -> Path:
+    header = lofar_header(beam=False)
+    header["CASAMBM"] = True
+    fits.HDUList([fits.PrimaryHDU(sky()[np.newaxis, np.newaxis], header), table]).writeto(path)
+    return path
+
+
+def test_beam_from_a_casa_beams_table_with_one_row(tmp_path: Path) -> None:
+    path = _casa_image(tmp_path / "casa.fits", _beams_table([24.0], [18.0], [-30.0]))
+    img = read_image(path)
+    assert img.beam is not None
+    assert astuple(img.beam) == pytest.approx((24 / 3600, 18 / 3600, -30.0), rel=1e-12)
+    # In the header too, so every reader of open_2d's header (and the map) finds it.
+    assert img.header["BMAJ"] == img.beam.bmaj_deg
+    assert img.header.comments["BMAJ"] == "[deg] from the CASA BEAMS table"
+    assert img.scale_to("Jy/pixel") == pytest.approx(1 / img.beam.area_pixels(img.pixel_area_deg2))
+
+
+def test_several_different_rows_give_their_median_and_a_warning(tmp_path: Path) -> None:
+    table = _beams_table([20.0, 24.0, 30.0], [18.0, 20.0, 22.0], [0.0, 10.0, 20.0])
+    path = _casa_image(tmp_path / "casa3.fits", table)
+    with pytest.warns(ImageWarning) as record:
+        img = read_image(path)
+    assert [str(w.message) for w in record] == [
+        f"{path}: the BEAMS table has 3 different beams for a single-plane image; using their "
+        'median, BMAJ 24.00" BMIN 20.00" BPA 10.0 deg'
+    ]
+    assert img.beam is not None
+    assert astuple(img.beam) == pytest.approx((24 / 3600, 20 / 3600, 10.0), rel=1e-12)
+
+
+def test_identical_rows_need_no_warning(tmp_path: Path) -> None:
+    path = _casa_image(tmp_path / "same.fits", _beams_table([20.0] * 2, [20.0] * 2, [5.0] * 2))
+    beam = read_image(path).beam  # no warning: filterwarnings=error
+    assert beam is not None
+    assert astuple(beam) == pytest.approx((20 / 3600, 20 / 3600, 5.0), rel=1e-12)
+
+
+def test_header_beam_wins_over_a_beams_table(tmp_path: Path) -> None:
+    header = lofar_header()
+    table = _beams_table([60.0], [60.0], [0.0])
+    hdul = fits.HDUList([fits.PrimaryHDU(sky()[np.newaxis, np.newaxis], header), table])
+    hdul.writeto(tmp_path / "both.fits")
+    assert read_image(tmp_path / "both.fits").beam == Beam(BEAM_DEG, BEAM_DEG, 0.0)
 
 
 def test_beam_area_for_20_arcsec_beam_and_4p5_arcsec_pixels(tmp_path: Path) -> None:
@@ -344,7 +530,7 @@ def _make_bad(kind: str, path: Path, tmp_path: Path) -> None:
     elif kind == "kelvin":
         write_4d(path, bunit="K")
     elif kind == "freq-first":
-        # FITS axes FREQ (50), RA (40), DEC (1): 2-D data, but celestial axes not first.
+        # FITS axes FREQ (50), RA (40), DEC (1): a spectrum of a strip, not an image.
         cards: list[tuple[str, object]] = [
             ("CTYPE1", "FREQ"), ("CRVAL1", 1.2e8), ("CDELT1", 1e6), ("CRPIX1", 1.0),
             ("CUNIT1", "Hz"), ("BUNIT", "JY/BEAM"),
@@ -375,7 +561,7 @@ BAD_FILES = [
     ("no-bunit", r"no BUNIT in the header; give the unit with --bunit"),
     ("blank-bunit", r"no BUNIT"),
     ("kelvin", r"unknown brightness unit BUNIT='K'"),
-    ("freq-first", r"celestial axes must be the first two image axes"),
+    ("freq-first", r"50 planes along FREQ; only 2-D images or cubes with degenerate"),
     ("zero-cdelt", r"invalid WCS"),
 ]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -115,6 +116,30 @@ def test_header_copies_beam_and_object_and_adds_provenance(image: SkyImage, tmp_
     # No FREQ/STOKES axes leak from the 4-D input.
     assert "CTYPE3" not in header
     assert "NAXIS3" not in header
+
+
+def test_map_carries_the_beam_segment_used_even_from_aips_history(
+    field: ExampleField, tmp_path: Path
+) -> None:
+    """classify reads the beam from the map alone, wherever the image kept it."""
+    header = field.header.copy()
+    for key in ("BMAJ", "BMIN", "BPA"):
+        del header[key]
+    header.add_history("AIPS   CLEAN BMAJ=  5.5556E-03 BMIN=  4.4444E-03 BPA=  12.50")
+    path = tmp_path / "aips.fits"
+    fits.PrimaryHDU(field.data_4d, header=header).writeto(path)
+    image = read_image(path)
+    write_map(tmp_path / "prob.fits", image, probability_values(image.shape))
+    written = fits.getheader(tmp_path / "prob.fits")
+    assert (written["BMAJ"], written["BMIN"], written["BPA"]) == (5.5556e-3, 4.4444e-3, 12.5)
+    assert written.comments["BMAJ"] == "[deg] restoring beam major axis FWHM"
+    beam = read_probability_map(tmp_path / "prob.fits").beam
+    assert beam is not None and (beam.bmaj_deg, beam.bmin_deg) == (5.5556e-3, 4.4444e-3)
+
+
+def test_map_of_an_image_without_beam_has_no_beam_keywords(image: SkyImage) -> None:
+    header = probability_header(dataclasses.replace(image, beam=None), provenance(image))
+    assert not {"BMAJ", "BMIN", "BPA"} & set(header)
 
 
 def test_trained_flag_is_written_true(image: SkyImage, tmp_path: Path) -> None:

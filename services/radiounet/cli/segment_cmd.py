@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import math
+import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
 from ..core.normalisation import get_profile
 from ..core.segmentation import DEFAULT_BATCH_SIZE
-from ..io.fits_image import read_image
+from ..io.fits_image import Beam, ImageWarning, read_image
 from ..io.probability_map import read_probability_map
 from ..io.quicklook import write_quicklook
 from ..workflows import Cluster, aperture_on_map, segment_fits
@@ -21,7 +25,7 @@ from ._common import (
     warn_placeholder,
 )
 
-__all__ = ["register", "run", "save_quicklook"]
+__all__ = ["parse_beam", "register", "run", "save_quicklook"]
 
 
 def register(sub: Any) -> None:
@@ -40,11 +44,37 @@ def register(sub: Any) -> None:
     p.add_argument("--png", type=Path, default=None, help="also write a quicklook PNG")
     p.add_argument("--bunit", default=None, help="brightness unit, overriding BUNIT")
     p.add_argument(
+        "--beam",
+        type=parse_beam,
+        default=None,
+        metavar="BMAJ[,BMIN[,BPA]]",
+        help="restoring beam: FWHM axes in arcsec (BMIN defaults to BMAJ) and position "
+        "angle in degrees (default 0), overriding the header's; written to the map",
+    )
+    p.add_argument(
         "--batch-size", type=int, default=DEFAULT_BATCH_SIZE, help="tiles per model call"
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     add_cluster_options(p, required=False)
     p.set_defaults(run=run)
+
+
+def parse_beam(text: str) -> Beam:
+    """``BMAJ_ARCSEC[,BMIN_ARCSEC[,BPA_DEG]]`` as a :class:`Beam` (degrees)."""
+    parts = text.split(",")
+    try:
+        values = [float(v) for v in parts]
+    except ValueError:
+        values = []
+    if not 1 <= len(values) <= 3 or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(
+            f"expected BMAJ_ARCSEC[,BMIN_ARCSEC[,BPA_DEG]], got {text!r}"
+        )
+    bmaj = values[0]
+    bmin = values[1] if len(values) > 1 else bmaj
+    if not 0 < bmin <= bmaj:
+        raise argparse.ArgumentTypeError(f"need 0 < BMIN <= BMAJ (arcsec), got {text!r}")
+    return Beam(bmaj / 3600, bmin / 3600, values[2] if len(values) > 2 else 0.0)
 
 
 def save_quicklook(
@@ -76,8 +106,21 @@ def run(args: argparse.Namespace) -> int:
     if args.png is not None and args.png.exists() and not args.overwrite:
         raise FileExistsError(f"{args.png} exists (use --overwrite to replace it)")
     # Read and check the input before the (slow) model load.
-    image = read_image(args.image, bunit=args.bunit)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ImageWarning)
+        image = read_image(args.image, bunit=args.bunit)
+    for w in caught:
+        print(f"warning: {w.message}", file=sys.stderr)
+    if args.beam is not None:
+        image = dataclasses.replace(image, beam=args.beam)
     image.scale_to(profile.unit)
+    if image.beam is None:
+        print(
+            f"warning: {args.image}: no restoring beam (no BMAJ/BMIN, AIPS CLEAN HISTORY or "
+            "CASA BEAMS table), so the map has none and classify's component catalogue (areas, "
+            "fluxes) needs one: give it with --beam BMAJ_ARCSEC[,BMIN_ARCSEC[,BPA_DEG]]",
+            file=sys.stderr,
+        )
     if args.output.exists() and not args.overwrite:
         raise FileExistsError(f"{args.output} exists (use --overwrite to replace it)")
     model = resolve_model(args.model, version=args.model_version)
@@ -104,6 +147,8 @@ def run(args: argparse.Namespace) -> int:
         f"model {model.name} v{model.version}, profile {profile.name})"
     )
     if args.png is not None:
-        save_quicklook(args.png, args.image, args.output, bunit=args.bunit, cluster=cluster)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ImageWarning)  # reported above already
+            save_quicklook(args.png, args.image, args.output, bunit=args.bunit, cluster=cluster)
         print(f"wrote {args.png}")
     return 0

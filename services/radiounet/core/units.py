@@ -7,8 +7,10 @@ Jy/pixel. Converting between them needs the beam area in pixels.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
+from astropy import units as u
 from numpy.typing import NDArray
 
 __all__ = ["BUNIT_SCALE", "beam_area_pixels", "convert_brightness", "parse_bunit"]
@@ -42,6 +44,19 @@ def parse_bunit(bunit: str) -> tuple[str, float]:
     upper = key.upper()
     if upper in BUNIT_SCALE:
         return BUNIT_SCALE[upper]
+    # Other FITS spellings ("Jy beam-1", "Jy.beam-1", "JY BEAM-1", "mJy beam-1"): astropy
+    # parses them. Headers are often upper case, so the case is folded the same way
+    # as above (m/M milli) before parsing.
+    folded = bunit.strip().lower().replace("jy", "Jy")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", u.UnitsWarning)
+            parsed = u.Unit(folded, format="fits")
+    except ValueError:
+        parsed = None
+    for unit, target in (("Jy/beam", u.Jy / u.beam), ("Jy/pixel", u.Jy / u.pix)):
+        if parsed is not None and parsed.is_equivalent(target):
+            return unit, float(parsed.to(target))
     raise ValueError(
         f"unknown brightness unit BUNIT={bunit!r}: expected Jy/beam, mJy/beam, uJy/beam or "
         "Jy/pixel (override with --bunit if the header is wrong)"

@@ -10,11 +10,12 @@ from __future__ import annotations
 import math
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from astropy import units as u
 from astropy.io import fits
 from astropy.utils.exceptions import AstropyUserWarning
 from astropy.wcs import WCS, FITSFixedWarning
@@ -25,11 +26,12 @@ from ..core.units import beam_area_pixels, parse_bunit
 
 __all__ = [
     "Beam",
+    "ImageWarning",
     "InvalidImageError",
     "SkyImage",
     "beam_from_header",
-    "celestial_wcs",
     "image_hdu",
+    "image_plane",
     "open_2d",
     "read_header",
     "read_image",
@@ -41,6 +43,10 @@ _SCAN_ROWS = 1024
 
 class InvalidImageError(ValueError):
     """A FITS file that cannot be used as a radio image (the message says why)."""
+
+
+class ImageWarning(UserWarning):
+    """A FITS file that is used, but with a guess the user should know about (one line)."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +117,8 @@ class SkyImage:
         if area is None:
             raise InvalidImageError(
                 f"{self.source}: converting {self.unit} to {unit} needs the restoring beam, "
-                "but the header has no BMAJ/BMIN"
+                "but the header has none (no BMAJ/BMIN, AIPS CLEAN HISTORY or CASA BEAMS "
+                "table); segment takes it as --beam"
             )
         return self.scale / area if unit == "Jy/pixel" else self.scale * area
 
@@ -133,12 +140,21 @@ def _open(source: str | Path) -> fits.HDUList:
 _BITPIX_DTYPE = {8: "u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 
 
+def _is_compressed(path: Path) -> bool:
+    # astropy opens gzip/bzip2/lzma/zip files transparently, but their bytes cannot
+    # be memory-mapped (nor checked against the header's size): a FITS file as
+    # stored starts with its first card, SIMPLE.
+    with path.open("rb") as f:
+        return f.read(6) != b"SIMPLE"
+
+
 def _map_data(h: fits.hdu.base.ExtensionHDU, path: Path | None) -> NDArray[Any]:
     """The HDU's data, memory-mapped read-only where possible.
 
     A plain ``np.memmap`` at the data offset holds no open file, so nothing
-    leaks however long the array lives; scaled, compressed or in-memory HDUs
-    are read with astropy instead.
+    leaks however long the array lives; scaled, blanked (integer BLANK),
+    compressed or in-memory HDUs are read with astropy instead, which applies
+    BSCALE/BZERO and turns BLANK values into NaN.
     """
     header = h.header
     shape = tuple(int(header[f"NAXIS{i}"]) for i in range(header["NAXIS"], 0, -1))
@@ -149,6 +165,8 @@ def _map_data(h: fits.hdu.base.ExtensionHDU, path: Path | None) -> NDArray[Any]:
         and not isinstance(h, fits.CompImageHDU)
         and header.get("BSCALE", 1) == 1
         and header.get("BZERO", 0) == 0
+        and not (header["BITPIX"] > 0 and "BLANK" in header)
+        and not _is_compressed(path)
     )
     if plain:
         assert path is not None and dtype is not None
@@ -193,35 +211,12 @@ def image_hdu(hdul: fits.HDUList, name: str, hdu: int | str | None) -> fits.hdu.
     raise InvalidImageError(f"{name}: no image data (no HDU with at least two axes)")
 
 
-def _squeeze_to_2d(
-    data: NDArray[np.floating], header: fits.Header, name: str
-) -> NDArray[np.floating]:
-    # numpy axes are FITS axes reversed: (..., STOKES, FREQ, DEC, RA).
-    extra = data.shape[:-2]
-    for i, n in enumerate(extra):
-        if n != 1:
-            axis = data.ndim - i
-            ctype = header.get(f"CTYPE{axis}", f"axis {axis}")
-            raise InvalidImageError(
-                f"{name}: {n} planes along {ctype}; only 2-D images or cubes with "
-                "degenerate (length-1) extra axes are supported"
-            )
-    return data.reshape(data.shape[-2:])
-
-
 def _one_line(exc: BaseException) -> str:
     # wcslib's messages span several lines; errors here must stay one line.
     return " ".join(str(exc).split())
 
 
-def celestial_wcs(header: fits.Header, name: str) -> WCS:
-    """The celestial WCS of ``header``.
-
-    Raises
-    ------
-    InvalidImageError
-        If the WCS does not parse or has no celestial axes (``name`` labels the file).
-    """
+def _full_wcs(header: fits.Header, name: str) -> WCS:
     try:
         with warnings.catch_warnings():
             # Non-standard but harmless keywords (e.g. old EQUINOX spellings) are common.
@@ -231,8 +226,42 @@ def celestial_wcs(header: fits.Header, name: str) -> WCS:
         raise InvalidImageError(f"{name}: invalid WCS ({_one_line(exc)})") from exc
     if not wcs.has_celestial:
         raise InvalidImageError(f"{name}: no celestial WCS (no RA/DEC CTYPE1/CTYPE2 axes)")
-    if sorted((wcs.wcs.lng, wcs.wcs.lat)) != [0, 1]:
-        raise InvalidImageError(f"{name}: the celestial axes must be the first two image axes")
+    return wcs
+
+
+def image_plane(header: fits.Header, name: str) -> tuple[tuple[int, int], WCS]:
+    """Shape ``(ny, nx)`` and celestial WCS of the image plane of ``header``.
+
+    The celestial axes may be any two FITS axes; every other axis must have
+    length 1 (degenerate FREQ/STOKES axes, wherever they are).
+
+    Raises
+    ------
+    InvalidImageError
+        If the WCS does not parse, has no celestial axes, or another axis has
+        several planes (``name`` labels the file).
+    """
+    wcs = _full_wcs(header, name)
+    naxis = int(header.get("NAXIS", 0))
+    lengths = [int(header.get(f"NAXIS{i}", 1)) for i in range(1, naxis + 1)]
+    celestial = sorted((wcs.wcs.lng, wcs.wcs.lat))
+    if celestial[1] >= naxis:
+        raise InvalidImageError(
+            f"{name}: the celestial WCS axes ({wcs.wcs.lng + 1}, {wcs.wcs.lat + 1}) are not "
+            f"among the image's {naxis} axes"
+        )
+    for axis, n in enumerate(lengths):  # FITS order, so the first offending axis is named
+        if axis not in celestial and n != 1:
+            ctype = header.get(f"CTYPE{axis + 1}", f"axis {axis + 1}")
+            raise InvalidImageError(
+                f"{name}: {n} planes along {ctype}; only 2-D images or cubes with "
+                "degenerate (length-1) extra axes are supported"
+            )
+    # numpy axes are FITS axes reversed, and wcs.celestial keeps the FITS order.
+    return (lengths[celestial[1]], lengths[celestial[0]]), _celestial(wcs, name)
+
+
+def _celestial(wcs: WCS, name: str) -> WCS:
     celestial = wcs.celestial
     try:
         area = proj_plane_pixel_area(celestial)
@@ -268,6 +297,37 @@ def beam_from_header(header: fits.Header) -> Beam | None:
     return beam
 
 
+def _beams_table(hdul: fits.HDUList, name: str) -> Beam | None:
+    """The beam of a CASA ``BEAMS`` table (per-plane beams), for the single plane read.
+
+    A single-plane image has one row; a table of several (kept from the cube the
+    plane was cut from) cannot say which is this plane, so their median is taken,
+    with an :class:`ImageWarning` when they differ.
+    """
+    table = next((h for h in hdul if isinstance(h, fits.BinTableHDU) and h.name == "BEAMS"), None)
+    if table is None or table.data is None or len(table.data) == 0:
+        return None
+    try:
+        values = [
+            (
+                np.asarray(table.data[key], np.float64) * u.Unit(table.columns[key].unit or unit)
+            ).to_value(u.deg)
+            for key, unit in (("BMAJ", "arcsec"), ("BMIN", "arcsec"), ("BPA", "deg"))
+        ]
+    except (KeyError, ValueError, u.UnitsError):
+        return None  # not a beams table we understand: as if there were none
+    beam = Beam(*(float(np.median(v)) for v in values))
+    if any(np.ptp(v) > 0 for v in values):
+        warnings.warn(
+            f"{name}: the BEAMS table has {len(values[0])} different beams for a single-plane "
+            f'image; using their median, BMAJ {beam.bmaj_deg * 3600:.2f}" BMIN '
+            f'{beam.bmin_deg * 3600:.2f}" BPA {beam.bpa_deg:.1f} deg',
+            ImageWarning,
+            stacklevel=3,
+        )
+    return beam
+
+
 def _has_finite(data: NDArray[np.floating]) -> bool:
     for start in range(0, data.shape[0], _SCAN_ROWS):
         if np.isfinite(data[start : start + _SCAN_ROWS]).any():
@@ -280,8 +340,11 @@ def open_2d(
 ) -> tuple[NDArray[np.floating], WCS, fits.Header, str]:
     """Open the 2-D image of a FITS file: ``(data, celestial WCS, header, name)``.
 
-    Degenerate FREQ/STOKES axes are dropped; data stay memory-mapped where
-    astropy can (unscaled floating point). At least one finite pixel is required.
+    Degenerate (length-1) axes such as FREQ/STOKES are dropped wherever they
+    are; data stay memory-mapped where astropy can (unscaled, unblanked,
+    uncompressed). At least one finite pixel is required. The header is the
+    HDU's as stored, except that a beam from a CASA ``BEAMS`` table is added as
+    BMAJ/BMIN/BPA when the header has none, so :func:`beam_from_header` finds it.
 
     Raises
     ------
@@ -301,16 +364,34 @@ def open_2d(
             if isinstance(exc, InvalidImageError):
                 raise
             raise InvalidImageError(f"{name}: corrupt image data ({exc})") from exc
+        if not ("BMAJ" in header and "BMIN" in header) and (beam := _beams_table(hdul, name)):
+            for key, value in zip(("BMAJ", "BMIN", "BPA"), astuple(beam), strict=True):
+                header[key] = (value, "[deg] from the CASA BEAMS table")
     finally:
         if path is not None:
             hdul.close()
     if not np.issubdtype(raw.dtype, np.number):
         raise InvalidImageError(f"{name}: image data are not numeric ({raw.dtype})")
-    data = _squeeze_to_2d(raw, header, name)
-    wcs = celestial_wcs(header, name)
+    shape, wcs = image_plane(header, name)
+    data = raw.reshape(shape)  # only length-1 axes are dropped
     if not _has_finite(data):
         raise InvalidImageError(f"{name}: every pixel is NaN or infinite (blank image)")
     return data, wcs, header, name
+
+
+def _blank_infinities(data: NDArray[np.floating]) -> NDArray[np.floating]:
+    """``data`` with +-inf as NaN: blanked like NaN, never counted or summed.
+
+    Only an image that has any is copied into memory (a memory map is read-only).
+    """
+    if not np.issubdtype(data.dtype, np.floating):
+        return data
+    rows = range(0, data.shape[0], _SCAN_ROWS)
+    if not any(np.isinf(data[start : start + _SCAN_ROWS]).any() for start in rows):
+        return data
+    copy = np.array(data)
+    copy[np.isinf(copy)] = np.nan
+    return copy
 
 
 def read_header(source: str | Path, *, hdu: int | str | None = None) -> fits.Header:
@@ -336,6 +417,8 @@ def read_image(
 ) -> SkyImage:
     """Read a radio image for segmentation.
 
+    Blanked pixels (NaN, +-inf, or an integer BLANK value) are NaN in ``data``.
+
     Parameters
     ----------
     source : path or HDUList
@@ -352,6 +435,7 @@ def read_image(
         a missing or unknown BUNIT.
     """
     data, wcs, header, name = open_2d(source, hdu=hdu)
+    data = _blank_infinities(data)
     unit_text = bunit if bunit is not None else header.get("BUNIT")
     if unit_text is None or not str(unit_text).strip():
         raise InvalidImageError(f"{name}: no BUNIT in the header; give the unit with --bunit")

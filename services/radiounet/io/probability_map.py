@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 #: Descriptive keywords carried over from the input image when present.
-_COPIED_KEYS = ("OBJECT", "TELESCOP", "INSTRUME", "DATE-OBS", "MJD-OBS", "BMAJ", "BMIN", "BPA")
+_COPIED_KEYS = ("OBJECT", "TELESCOP", "INSTRUME", "DATE-OBS", "MJD-OBS")
 _FITS_BLOCK = 2880
 _SCAN_ROWS = 1024
 
@@ -90,6 +90,12 @@ def probability_header(image: SkyImage, provenance: Provenance) -> fits.Header:
     for key in _COPIED_KEYS:
         if key in image.header:
             header[key] = (image.header[key], image.header.comments[key])
+    if image.beam is not None:
+        # The beam segment used, wherever it came from (keywords, AIPS HISTORY, a BEAMS
+        # table, --beam): classify needs it from the map alone.
+        header["BMAJ"] = (image.beam.bmaj_deg, "[deg] restoring beam major axis FWHM")
+        header["BMIN"] = (image.beam.bmin_deg, "[deg] restoring beam minor axis FWHM")
+        header["BPA"] = (image.beam.bpa_deg, "[deg] restoring beam position angle")
     header["BTYPE"] = ("probability", "p(diffuse radio emission), Radio U-Net")
     header["BUNIT"] = ("", "dimensionless probability")
     header["DATE"] = (datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"), "map written (UTC)")

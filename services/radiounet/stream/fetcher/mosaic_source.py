@@ -34,8 +34,8 @@ from astropy.wcs.utils import proj_plane_pixel_scales
 from radiounet.io.fits_image import (
     InvalidImageError,
     beam_from_header,
-    celestial_wcs,
     image_hdu,
+    image_plane,
     open_2d,
 )
 
@@ -101,7 +101,8 @@ def read_mosaic_info(path: Path, name: str | None = None) -> MosaicInfo:
     Raises
     ------
     InvalidImageError
-        Not a FITS image, several planes along an extra axis, or no usable celestial WCS.
+        Not a FITS image, several planes along an extra axis, or no usable celestial WCS
+        (the celestial axes may be any two, see :func:`~radiounet.io.fits_image.image_plane`).
     """
     label = name or str(path)
     stamp = _stamp(path.stat())
@@ -114,12 +115,7 @@ def read_mosaic_info(path: Path, name: str | None = None) -> MosaicInfo:
         if isinstance(exc, InvalidImageError):
             raise
         raise InvalidImageError(f"{label}: not a readable FITS file ({exc})") from None
-    naxis = int(header["NAXIS"])
-    extra = [int(header.get(f"NAXIS{i}", 1)) for i in range(3, naxis + 1)]
-    if any(n != 1 for n in extra):
-        raise InvalidImageError(f"{label}: several planes along an extra axis {extra}")
-    wcs = celestial_wcs(header, label)
-    ny, nx = int(header["NAXIS2"]), int(header["NAXIS1"])
+    (ny, nx), wcs = image_plane(header, label)
     centre = wcs.pixel_to_world((nx - 1) / 2, (ny - 1) / 2)
     t = np.linspace(0.0, 1.0, _EDGE_POINTS)
     ex, ey = t * nx - 0.5, t * ny - 0.5

@@ -189,7 +189,8 @@ def _reproject(
         return Regridded(_blank(request, projection).data, target, "reproject")
     sub = np.asarray(data[y0:y1, x0:x1], dtype=np.float32)
     sub_wcs = wcs.slice((slice(y0, y1), slice(x0, x1)))
-    out = _bilinear(sub, sub_wcs, target, n, same_frame=equatorial)
+    # World values carry over only in the same frame *and* axis order (RA first).
+    out = _bilinear(sub, sub_wcs, target, n, same_frame=equatorial and wcs.wcs.lng == 0)
     if per_pixel:
         # Jy/pixel is a flux per pixel: rescale by the pixel areas. Jy/beam is a surface
         # brightness and keeps its values.
