@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
+from astropy.coordinates import FK4, SkyCoord
 from astropy.io import fits
 from astropy.wcs import WCS
 
@@ -18,7 +20,7 @@ from radiounet.examples import ExampleField, example_field
 from radiounet.io.fits_image import InvalidImageError
 from radiounet.model.predictor import SavedModelPredictor
 from radiounet.model.repository import ModelVersion, resolve_model
-from radiounet.workflows import Cluster, classify_map, segment_fits
+from radiounet.workflows import Cluster, aperture_on_map, classify_map, segment_fits
 
 LOTSS = get_profile("lotss-dr2-lowres")
 SYNTHETIC = get_profile("synthetic")
@@ -266,11 +268,13 @@ def test_non_ascii_input_name_segments(
 def test_classify_on_a_segmented_map_flags_the_placeholder(segmented: Path) -> None:
     result = classify_map(segmented, Cluster(260.6149937, 32.1354073, theta500_arcmin=6.1))
     assert result.placeholder_model is True
-    assert result.centre_xy == pytest.approx((200.0, 200.0), abs=1e-6)
+    # The field's centre, read as ICRS on its FK5 J2000 map: 0.005 px (20 mas) off the pixel.
+    assert result.centre_xy == pytest.approx((200.0, 200.0), abs=0.01)
+    cx, cy = result.centre_xy
     prob = fits.getdata(segmented).astype(np.float64)
-    r = 2.2 * 6.1 / 0.075  # 178.9 px: no pixel centre within 1e-3 px of the circle
+    r = 2.2 * 6.1 / 0.075  # 178.9 px
     yy, xx = np.mgrid[:400, :400]
-    inside = ((xx - 200) ** 2 + (yy - 200) ** 2 <= r**2) & np.isfinite(prob)
+    inside = ((xx - cx) ** 2 + (yy - cy) ** 2 <= r**2) & np.isfinite(prob)
     assert result.detection.n_pixels == int(inside.sum())
     assert result.detection.ratio == pytest.approx(prob[inside].mean(), rel=1e-9)
 
@@ -498,6 +502,18 @@ def test_image_given_as_map_is_not_a_probability_map(tmp_path: Path) -> None:
             "theta500 must be a positive",
         ),
         ({"ra_deg": 150.0, "dec_deg": 30.0, "theta500_arcmin": math.inf}, "theta500 must be"),
+        (
+            {"ra_deg": 150.0, "dec_deg": 30.0, "z": 50.0, "m500_1e14": 5.0},
+            r"z must be in \(0, 10\], got 50\.0",
+        ),
+        (
+            {"ra_deg": 150.0, "dec_deg": 30.0, "z": 0.0, "m500_1e14": 5.0},
+            r"z must be in \(0, 10\], got 0\.0",
+        ),
+        (
+            {"ra_deg": 150.0, "dec_deg": 30.0, "z": math.nan, "theta500_arcmin": 3.0},
+            r"z must be in \(0, 10\], got nan",
+        ),
     ],
 )
 def test_cluster_validation(kwargs: dict[str, float], message: str) -> None:
@@ -506,9 +522,251 @@ def test_cluster_validation(kwargs: dict[str, float], message: str) -> None:
 
 
 def test_cluster_properties() -> None:
+    assert Cluster(150.0, 30.0, z=10.0, m500_1e14=5.0).z == 10.0  # the edge of (0, 10]
     given = Cluster(0.0, -90.0, theta500_arcmin=2.5)
     assert given.theta500 == 2.5
     assert given.r500_kpc is None
     derived = Cluster(359.9, 90.0, z=0.224, m500_1e14=7.77852)
     assert derived.theta500 == pytest.approx(theta500_arcmin(7.77852, 0.224), rel=1e-12)
     assert derived.r500_kpc == pytest.approx(1298, abs=1)
+
+
+# --- positions are ICRS, whatever the map's frame ------------------------------------------
+
+X0, Y0 = 90, 160  # the 0-based pixel on which each framed map puts ICRS (RA0, DEC0)
+FRAMED_THETA500 = 1.52  # arcmin: a 44.59 px aperture, no pixel centre within 0.03 px of its edge
+
+
+def framed_header(kind: str) -> fits.Header:
+    """A SIN header on which ICRS (RA0, DEC0) falls on pixel (X0, Y0).
+
+    The reference value is that position, transformed by astropy into the map's
+    frame, at the reference pixel (X0, Y0): the expected pixel follows from the
+    header alone.
+    """
+    icrs = SkyCoord(RA0, DEC0, unit="deg", frame="icrs")
+    h = fits.Header()
+    h["CTYPE1"], h["CTYPE2"] = "RA---SIN", "DEC--SIN"
+    h["CDELT1"], h["CDELT2"] = -4.5 / 3600, 4.5 / 3600
+    if kind in ("fk4", "fk4-epoch"):
+        b1950 = icrs.transform_to(FK4(equinox="B1950"))
+        h["CRVAL1"], h["CRVAL2"] = b1950.ra.deg, b1950.dec.deg
+        h.update({"RADESYS": "FK4", "EQUINOX": 1950.0} if kind == "fk4" else {"EPOCH": 1950.0})
+    elif kind == "galactic":
+        h["CTYPE1"], h["CTYPE2"] = "GLON-SIN", "GLAT-SIN"
+        h["CRVAL1"], h["CRVAL2"] = icrs.galactic.l.deg, icrs.galactic.b.deg
+    else:  # Dec along the first axis, RA along the second
+        h["CTYPE1"], h["CTYPE2"] = "DEC--SIN", "RA---SIN"
+        h["CDELT1"], h["CDELT2"] = 4.5 / 3600, -4.5 / 3600
+        h["CRVAL1"], h["CRVAL2"], h["RADESYS"] = DEC0, RA0, "ICRS"
+    h["CRPIX1"], h["CRPIX2"] = X0 + 1.0, Y0 + 1.0
+    h["BMAJ"] = h["BMIN"] = 20 / 3600
+    return h
+
+
+def framed_map() -> np.ndarray:
+    """Noise below 0.4 and a disc of 0.9 (one component) centred on (X0, Y0)."""
+    p = np.random.default_rng(7).uniform(0.0, 0.4, (N, N)).astype(np.float32)
+    xx, yy = grid()
+    p[(xx - X0) ** 2 + (yy - Y0) ** 2 <= 6.5**2] = 0.9
+    return p
+
+
+@pytest.mark.parametrize("kind", ["fk4", "fk4-epoch", "galactic", "swapped"])
+def test_ra_dec_are_icrs_on_maps_of_any_frame(kind: str, tmp_path: Path) -> None:
+    path = tmp_path / f"{kind}_prob.fits"
+    header = framed_header(kind)
+    fits.PrimaryHDU(framed_map(), header=header).writeto(path)
+    cluster = Cluster(RA0, DEC0, theta500_arcmin=FRAMED_THETA500)
+    result = classify_map(path, cluster)
+
+    radius = 2.2 * FRAMED_THETA500 / PIX_ARCMIN
+    assert result.centre_xy == pytest.approx((X0, Y0), abs=1e-6)
+    assert result.detection.radius_pix == pytest.approx(radius, rel=1e-9)
+    p = framed_map().astype(np.float64)
+    xx, yy = grid()
+    inside = (xx - X0) ** 2 + (yy - Y0) ** 2 <= radius**2
+    assert result.detection.n_pixels == int(inside.sum())
+    assert result.detection.ratio == pytest.approx(p[inside].mean(), rel=1e-12)
+    assert result.detection.fraction_in_image == 1.0
+    # The quicklook's circle (segment --png) is drawn at the same place.
+    (x, y), r = aperture_on_map(WCS(header), cluster)
+    assert (x, y, r) == pytest.approx((X0, Y0, radius), abs=1e-6)
+    # The component on the cluster is reported in ICRS, not in the map's frame.
+    (component,) = result.components
+    assert (component.x, component.y) == pytest.approx((X0, Y0), abs=1e-9)
+    assert (component.ra_deg, component.dec_deg) == pytest.approx((RA0, DEC0), abs=1e-8)
+
+
+def test_a_map_in_an_unknown_frame_is_refused(tmp_path: Path) -> None:
+    header = tan_header()
+    header["CTYPE1"], header["CTYPE2"] = "SLON-TAN", "SLAT-TAN"
+    fits.PrimaryHDU(hand_map(), header=header).writeto(tmp_path / "sgal.fits")
+    with pytest.raises(ValueError) as info:
+        classify_map(tmp_path / "sgal.fits", Cluster(RA0, DEC0, theta500_arcmin=3.1))
+    assert str(info.value) == (
+        "the map's celestial frame (CTYPE ['SLON-TAN', 'SLAT-TAN'], RADESYS -) is not one that "
+        "astropy relates to ICRS RA/Dec (equatorial ICRS/FK5/FK4, or galactic)"
+    )
+
+
+# --- the image given for fluxes must be on the map's pixel grid ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("change", "offset"),
+    [
+        ({"CDELT1": -9 / 3600, "CDELT2": 9 / 3600}, "181"),  # twice the pixel, same centre
+        ({"CDELT1": 4.5 / 3600}, "256"),  # RA mirrored
+        ({"CROTA2": 30.0}, "93.7"),  # rotated about the centre
+    ],
+    ids=["pixel-size", "mirrored", "rotated"],
+)
+def test_an_image_on_another_grid_with_the_same_centre_is_refused(
+    map_path: Path, tmp_path: Path, change: dict[str, float], offset: str
+) -> None:
+    header = tan_header()
+    header["BUNIT"] = "JY/BEAM"
+    header.update(change)
+    image = tmp_path / "img.fits"
+    fits.PrimaryHDU(np.ones((N, N), np.float32), header=header).writeto(image)
+    with pytest.raises(InvalidImageError) as info:
+        classify_map(map_path, Cluster(RA0, DEC0, theta500_arcmin=3.1), image_path=image)
+    # Mirrored, the corners (0, 0) and (0, 255) are equally far off (to rounding).
+    corner = r"\(0, (0|255)\)" if offset == "256" else r"\(0, 0\)"
+    assert re.fullmatch(
+        re.escape(
+            f"{image}: WCS differs from the probability map {map_path}'s: its pixel (x, y) = "
+        )
+        + corner
+        + re.escape(f" is {offset} px away on the sky"),
+        str(info.value),
+    )
+
+
+def test_an_image_on_the_same_grid_written_otherwise_is_accepted(
+    map_path: Path, tmp_path: Path
+) -> None:
+    # A CD matrix instead of CDELT, and FK5 J2000 instead of ICRS (20 mas apart).
+    header = tan_header()
+    header["BUNIT"] = "JY/BEAM"
+    for key in ("CDELT1", "CDELT2"):
+        del header[key]
+    header["CD1_1"], header["CD2_2"] = -4.5 / 3600, 4.5 / 3600
+    header["RADESYS"], header["EQUINOX"] = "FK5", 2000.0
+    fits.PrimaryHDU(np.ones((N, N), np.float32), header=header).writeto(tmp_path / "img.fits")
+    result = classify_map(
+        map_path, Cluster(RA0, DEC0, theta500_arcmin=3.1), image_path=tmp_path / "img.fits"
+    )
+    assert result.components[0].flux_jy == pytest.approx(
+        disc_mask().sum() / BEAM_AREA_20_4P5, rel=1e-6
+    )
+
+
+# --- the cluster's centre must be on the map; a thin aperture warns -------------------------
+
+
+def icrs_of_pixel(x: float, y: float) -> tuple[float, float]:
+    ra, dec = WCS(tan_header()).pixel_to_world_values(x, y)  # no RADESYS: ICRS
+    return float(ra), float(dec)
+
+
+@pytest.mark.parametrize(("x", "y"), [(-40.0, 128.0), (128.0, 256.6)])
+def test_a_cluster_centred_off_the_map_is_refused(map_path: Path, x: float, y: float) -> None:
+    # The 91 px aperture still reaches into the map: R would rest on its edge.
+    with pytest.raises(ValueError) as info:
+        classify_map(map_path, Cluster(*icrs_of_pixel(x, y), theta500_arcmin=3.1))
+    assert str(info.value) == (
+        f"{map_path}: the cluster is outside the image: its centre is at pixel "
+        f"(x, y) = ({x:.1f}, {y:.1f}) of a 256 x 256 px image"
+    )
+
+
+def full_circle_count(centre: tuple[float, float], radius: float) -> int:
+    xx, yy = np.mgrid[-400:700, -400:700]
+    return int(((xx - centre[0]) ** 2 + (yy - centre[1]) ** 2 <= radius**2).sum())
+
+
+def test_a_centre_on_the_corner_pixel_is_accepted_with_a_warning(map_path: Path) -> None:
+    result = classify_map(map_path, Cluster(*icrs_of_pixel(-0.4, -0.4), theta500_arcmin=3.1))
+    assert result.centre_xy == pytest.approx((-0.4, -0.4), abs=1e-6)
+    radius = result.detection.radius_pix
+    xx, yy = grid()
+    valid = ((xx + 0.4) ** 2 + (yy + 0.4) ** 2 <= radius**2) & np.isfinite(hand_map())
+    full = full_circle_count((-0.4, -0.4), radius)
+    assert result.fraction_valid == int(valid.sum()) / full
+    assert result.fraction_valid == result.detection.fraction_in_image  # no blank in reach
+    assert 0.25 < result.fraction_valid < 0.26
+    assert result.coverage_warning == (
+        "only 25% of the 2.2 R500 aperture lies on valid map pixels (inside the image, "
+        "not blanked); R rests on that part"
+    )
+    assert result.to_dict()["fraction_valid"] == result.fraction_valid
+
+
+def test_a_mostly_blank_aperture_warns(tmp_path: Path) -> None:
+    p = hand_map()
+    p[:, : C + 3] = np.nan  # the cluster's left half, and 3 columns more, blanked
+    fits.PrimaryHDU(p, header=tan_header()).writeto(tmp_path / "blank.fits")
+    result = classify_map(tmp_path / "blank.fits", Cluster(RA0, DEC0, theta500_arcmin=3.1))
+    assert result.detection.fraction_in_image == 1.0
+    radius = result.detection.radius_pix
+    xx, yy = grid()
+    valid = ((xx - C) ** 2 + (yy - C) ** 2 <= radius**2) & (xx >= C + 3)
+    assert result.detection.n_pixels == int(valid.sum())
+    assert result.fraction_valid == int(valid.sum()) / full_circle_count((C, C), radius)
+    assert result.coverage_warning == (
+        "only 48% of the 2.2 R500 aperture lies on valid map pixels (inside the image, "
+        "not blanked); R rests on that part"
+    )
+
+
+def test_an_aperture_far_larger_than_the_map_warns(map_path: Path) -> None:
+    # A nearby cluster: 2.2 R500 of 2933 px around a 256 px map.
+    result = classify_map(map_path, Cluster(RA0, DEC0, theta500_arcmin=100.0))
+    assert result.detection.n_pixels == N * N - 100  # all but the blanked block
+    assert result.fraction_valid < 0.01
+    assert result.coverage_warning == (
+        "less than 1% of the 2.2 R500 aperture lies on valid map pixels (inside the "
+        "image, not blanked); R rests on that part"
+    )
+
+
+def test_a_whole_aperture_does_not_warn(map_path: Path) -> None:
+    result = classify_map(map_path, Cluster(RA0, DEC0, theta500_arcmin=3.1))
+    assert result.fraction_valid == pytest.approx(
+        1 - 100 / full_circle_count((C, C), 90.93), abs=1e-3
+    )
+    assert result.coverage_warning is None
+
+
+# --- the aperture must hold at least one beam ------------------------------------------------
+
+
+@pytest.mark.parametrize(("radius_pix", "n"), [(0.2933, 1), (2.7, 21)])
+def test_an_aperture_below_one_beam_is_refused(map_path: Path, radius_pix: float, n: int) -> None:
+    theta = radius_pix * PIX_ARCMIN / 2.2
+    with pytest.raises(ValueError) as info:
+        classify_map(map_path, Cluster(RA0, DEC0, theta500_arcmin=theta))
+    assert str(info.value) == (
+        f"the 2.2 R500 aperture ({radius_pix:.2f} px radius) holds {n} px, less than one beam "
+        f"(22.4 px): theta500 = {theta:.3g} arcmin is too small for this map"
+    )
+
+
+def test_an_aperture_of_one_beam_is_measured(map_path: Path) -> None:
+    result = classify_map(map_path, Cluster(RA0, DEC0, theta500_arcmin=3.1 * PIX_ARCMIN / 2.2))
+    assert result.detection.n_pixels == 29  # >= 22.4 px, the beam
+    assert result.detection.ratio == 1.0  # inside the disc
+
+
+def test_without_a_beam_the_aperture_needs_ten_pixels(tmp_path: Path) -> None:
+    path = tmp_path / "nobeam_prob.fits"
+    fits.PrimaryHDU(hand_map(), header=tan_header(beam=False)).writeto(path)
+    theta = 1.2 * PIX_ARCMIN / 2.2
+    with pytest.raises(ValueError) as info:
+        classify_map(path, Cluster(RA0, DEC0, theta500_arcmin=theta))
+    assert str(info.value) == (
+        "the 2.2 R500 aperture (1.20 px radius) holds 5 px, fewer than 10 (the map has no beam "
+        f"to compare with): theta500 = {theta:.3g} arcmin is too small for this map"
+    )

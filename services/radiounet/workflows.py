@@ -7,6 +7,7 @@ scientist with one image.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -14,13 +15,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from astropy.coordinates import angular_separation
 from astropy.wcs import WCS
 
 from .core.components import Component, find_components
 from .core.cosmology import r500_kpc, theta500_arcmin
-from .core.detection import DEFAULT_RADIUS_R500, DEFAULT_THRESHOLD, DetectionResult, detection_ratio
+from .core.detection import (
+    DEFAULT_RADIUS_R500,
+    DEFAULT_THRESHOLD,
+    DetectionResult,
+    circle_pixel_count,
+    detection_ratio,
+)
 from .core.normalisation import NormalisationProfile
 from .core.segmentation import DEFAULT_BATCH_SIZE, Predictor, segment
+from .core.sky import icrs_to_pixel, pixel_to_icrs
 from .core.tiling import DEFAULT_STRIDE, DEFAULT_TILE, tile_grid
 from .io.fits_image import InvalidImageError, SkyImage, read_image
 from .io.probability_map import (
@@ -33,6 +42,7 @@ from .io.probability_map import (
 from .model.repository import ModelVersion
 
 __all__ = [
+    "MIN_APERTURE_PIXELS",
     "Classification",
     "Cluster",
     "SegmentationResult",
@@ -105,9 +115,17 @@ def segment_fits(
     return SegmentationResult(Path(output), image.shape, n_tiles, model, profile)
 
 
+#: Smallest aperture (pixels) R is measured in when the map has no beam to compare with.
+MIN_APERTURE_PIXELS = 10
+#: Share of the aperture on valid map pixels below which classify warns.
+MIN_VALID_FRACTION = 0.5
+#: Largest offset (pixels) on the sky between an ``--image`` and its map's pixel grids.
+GRID_TOLERANCE_PIX = 0.01
+
+
 @dataclass(frozen=True)
 class Cluster:
-    """A galaxy cluster to classify: position and size (theta500, or M500 and z)."""
+    """A galaxy cluster to classify: ICRS (J2000) position and size (theta500, or M500 and z)."""
 
     ra_deg: float
     dec_deg: float
@@ -121,6 +139,8 @@ class Cluster:
             raise ValueError(f"ra must be in [0, 360) degrees, got {self.ra_deg!r}")
         if not (math.isfinite(self.dec_deg) and -90 <= self.dec_deg <= 90):
             raise ValueError(f"dec must be in [-90, 90] degrees, got {self.dec_deg!r}")
+        if self.z is not None and not (math.isfinite(self.z) and 0 < self.z <= 10):
+            raise ValueError(f"z must be in (0, 10], got {self.z!r}")
         if self.theta500_arcmin is None and (self.z is None or self.m500_1e14 is None):
             raise ValueError("give theta500, or both z and M500, for the cluster")
         if self.theta500_arcmin is not None and not (
@@ -145,7 +165,11 @@ class Cluster:
 
 @dataclass(frozen=True)
 class Classification:
-    """R, its decision and the components of one cluster's map."""
+    """R, its decision and the components of one cluster's map.
+
+    ``centre_xy`` is the cluster's 0-based pixel on the map; the components'
+    ``ra_deg``/``dec_deg`` are ICRS, as the cluster's, whatever the map's frame.
+    """
 
     cluster: Cluster
     detection: DetectionResult
@@ -175,14 +199,36 @@ class Classification:
             "n_pixels": d.n_pixels,
             "radius_pix": d.radius_pix,
             "fraction_in_image": d.fraction_in_image,
+            "fraction_valid": self.fraction_valid,
             "placeholder_model": self.placeholder_model,
             "components": [c.to_dict() for c in self.components],
         }
 
+    @property
+    def fraction_valid(self) -> float:
+        """Share of the whole aperture's pixels that lie in the image and are not blanked."""
+        d = self.detection
+        return d.n_pixels / circle_pixel_count(self.centre_xy, d.radius_pix)
+
+    @property
+    def coverage_warning(self) -> str | None:
+        """A warning when less than half the aperture holds valid map pixels, else None."""
+        if self.fraction_valid >= MIN_VALID_FRACTION:
+            return None
+        percent = math.floor(100 * self.fraction_valid)  # down: 49.6% must not read "50%"
+        share = f"only {percent}%" if percent else "less than 1%"
+        return (
+            f"{share} of the {self.radius_r500:g} R500 aperture lies on valid map "
+            "pixels (inside the image, not blanked); R rests on that part"
+        )
+
 
 def cluster_on_map(wcs: WCS, cluster: Cluster) -> tuple[float, float, float]:
-    """The cluster's centre ``(x, y)`` in 0-based pixels of ``wcs``, and R500 in pixels."""
-    x, y = (float(v) for v in wcs.world_to_pixel_values(cluster.ra_deg, cluster.dec_deg))
+    """The cluster's centre ``(x, y)`` in 0-based pixels of ``wcs``, and R500 in pixels.
+
+    The cluster's RA/Dec are ICRS; the map may be in any frame astropy knows.
+    """
+    x, y = icrs_to_pixel(wcs, cluster.ra_deg, cluster.dec_deg)
     if not (math.isfinite(x) and math.isfinite(y)):
         raise ValueError(
             f"RA/Dec ({cluster.ra_deg}, {cluster.dec_deg}) cannot be projected on the map "
@@ -211,11 +257,24 @@ def _matching_image(image: SkyImage, prob: ProbabilityMap) -> SkyImage:
         raise InvalidImageError(
             f"{image.source}: shape {image.shape} differs from the map's {prob.data.shape}"
         )
-    centre = (image.shape[1] / 2, image.shape[0] / 2)
-    sky = image.wcs.pixel_to_world_values(*centre)
-    back = prob.wcs.world_to_pixel_values(*sky)
-    if math.hypot(back[0] - centre[0], back[1] - centre[1]) > 0.01:
-        raise InvalidImageError(f"{image.source}: WCS differs from the probability map's")
+    # The corners as well as the centre: another pixel size, a flip or a rotation
+    # about the centre leaves the centre where it was.
+    ny, nx = image.shape
+    x = np.array([(nx - 1) / 2, 0, nx - 1, 0, nx - 1], dtype=np.float64)
+    y = np.array([(ny - 1) / 2, 0, 0, ny - 1, ny - 1], dtype=np.float64)
+    ra_i, dec_i = np.radians(pixel_to_icrs(image.wcs, x, y))
+    ra_m, dec_m = np.radians(pixel_to_icrs(prob.wcs, x, y))
+    pixel_rad = math.radians(math.sqrt(prob.wcs.proj_plane_pixel_area().to_value("deg2")))
+    offset = np.asarray(angular_separation(ra_i, dec_i, ra_m, dec_m), np.float64) / pixel_rad
+    # Pixels beyond the projection's horizon in both agree; in only one, they differ.
+    undefined = np.isnan(ra_i) & np.isnan(ra_m)
+    offset = np.where(undefined, 0.0, np.nan_to_num(offset, nan=np.inf))
+    worst = int(np.argmax(offset))
+    if offset[worst] > GRID_TOLERANCE_PIX:
+        raise InvalidImageError(
+            f"{image.source}: WCS differs from the probability map {prob.source}'s: its pixel "
+            f"(x, y) = ({x[worst]:g}, {y[worst]:g}) is {offset[worst]:.3g} px away on the sky"
+        )
     return image
 
 
@@ -237,7 +296,7 @@ def _components(
     flux_image = None
     if image is not None:
         flux_image = np.asarray(image.data, dtype=np.float64) * image.scale_to("Jy/pixel")
-    return find_components(
+    components = find_components(
         np.asarray(prob.data, dtype=np.float32),
         wcs=prob.wcs,
         beam_area_pix=beam.area_pixels(pixel_area_deg2),
@@ -246,6 +305,15 @@ def _components(
         r500_pix=r500_pix,
         z=z,
     )
+    if not components:
+        return components
+    # find_components gives the map's own frame (B1950, galactic, ...); the
+    # catalogue gives ICRS, as the clusters it is compared with.
+    ra, dec = pixel_to_icrs(prob.wcs, [c.x for c in components], [c.y for c in components])
+    return [
+        dataclasses.replace(c, ra_deg=float(a), dec_deg=float(d))
+        for c, a, d in zip(components, ra, dec, strict=True)
+    ]
 
 
 def map_components(
@@ -264,7 +332,7 @@ def map_components(
 
 
 def classify_map(
-    map_path: str | Path,
+    prob_map: str | Path | ProbabilityMap,
     cluster: Cluster,
     *,
     image_path: str | Path | None = None,
@@ -274,26 +342,66 @@ def classify_map(
 ) -> Classification:
     """R within ``radius_r500`` R500 of ``cluster``, the decision, and the component catalogue.
 
-    With ``image_path`` (the segmented image) components carry integrated flux
-    densities.
+    ``prob_map`` is a map FITS path or a map already read. With ``image_path``
+    (the segmented image) components carry integrated flux densities.
+
+    Raises
+    ------
+    ValueError
+        If the cluster's centre is off the map (or beyond the projection's
+        horizon), or its aperture holds less than one beam (without a beam,
+        fewer than :data:`MIN_APERTURE_PIXELS` pixels); InvalidImageError for a
+        bad map or image.
     """
     if not (math.isfinite(radius_r500) and radius_r500 > 0):
         raise ValueError(f"aperture radius must be positive (in R500), got {radius_r500!r}")
-    prob = read_probability_map(map_path)
-    x, y, r500_pix = cluster_on_map(prob.wcs, cluster)
-    theta500 = cluster.theta500
-    detection = detection_ratio(prob.data, (x, y), radius_r500 * r500_pix, threshold=threshold)
-
+    prob = prob_map if isinstance(prob_map, ProbabilityMap) else read_probability_map(prob_map)
     image = None
     if image_path is not None:
         image = _matching_image(read_image(image_path, bunit=bunit), prob)
+    x, y, r500_pix = cluster_on_map(prob.wcs, cluster)
+    ny, nx = prob.data.shape
+    # A centre off the map leaves R to a fragment of the aperture's edge.
+    if not (-0.5 <= x <= nx - 0.5 and -0.5 <= y <= ny - 0.5):
+        raise ValueError(
+            f"{prob.source}: the cluster is outside the image: its centre is at pixel "
+            f"(x, y) = ({x:.1f}, {y:.1f}) of a {nx} x {ny} px image"
+        )
+    radius = radius_r500 * r500_pix
+    _check_aperture(prob, image, (x, y), radius, radius_r500=radius_r500, theta500=cluster.theta500)
+    detection = detection_ratio(prob.data, (x, y), radius, threshold=threshold)
     components = _components(prob, image, centre_xy=(x, y), r500_pix=r500_pix, z=cluster.z)
     return Classification(
         cluster=cluster,
         detection=detection,
         centre_xy=(x, y),
-        theta500_arcmin=theta500,
+        theta500_arcmin=cluster.theta500,
         radius_r500=radius_r500,
         components=components,
         placeholder_model=prob.header.get("RUTRAIN") is False,
     )
+
+
+def _check_aperture(
+    prob: ProbabilityMap,
+    image: SkyImage | None,
+    centre_xy: tuple[float, float],
+    radius_pix: float,
+    *,
+    radius_r500: float,
+    theta500: float,
+) -> None:
+    """Refuse an aperture smaller than one beam: its R is one resolution element's noise."""
+    n = circle_pixel_count(centre_xy, radius_pix)
+    beam = prob.beam or (image.beam if image is not None else None)
+    if beam is not None:
+        least = beam.area_pixels(float(prob.wcs.proj_plane_pixel_area().to_value("deg2")))
+        short = f"less than one beam ({least:.1f} px)"
+    else:
+        least = MIN_APERTURE_PIXELS
+        short = f"fewer than {least} (the map has no beam to compare with)"
+    if n < least:
+        raise ValueError(
+            f"the {radius_r500:g} R500 aperture ({radius_pix:.2f} px radius) holds {n} px, "
+            f"{short}: theta500 = {theta500:.3g} arcmin is too small for this map"
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from astropy.coordinates import FK4, SkyCoord
 from astropy.io import fits
 from astropy.wcs import WCS
 
@@ -64,7 +66,7 @@ def assert_one_line_error(err: str, command: str, message: str) -> str:
     [
         ([], ["segment", "classify", "demo", "model", "--version"]),
         (["segment"], ["-o", "--output", "--profile", "--model", "--png", "--bunit",
-                       "--overwrite", "--batch-size", "--ra", "--dec", "--theta500"]),
+                       "--beam", "--overwrite", "--batch-size", "--ra", "--dec", "--theta500"]),
         (["classify"], ["--ra", "--dec", "--z", "--m500", "--theta500", "--image", "--json",
                         "--threshold", "--radius", "--bunit", "--model"]),
         (["demo"], ["--out", "--seed", "--model"]),
@@ -146,6 +148,97 @@ def test_segment_bunit_and_profile_options(
     header = fits.getheader(out)
     assert header["RUSCALE"] == 1e-3
     assert (header["RUVMIN"], header["RUVMAX"]) == (1e-6, 1e-1)
+
+
+def _without_beam(field: ExampleField, path: Path, *extra: fits.hdu.base.ExtensionHDU) -> Path:
+    header = field.header.copy()
+    for key in ("BMAJ", "BMIN", "BPA"):
+        del header[key]
+    fits.HDUList([fits.PrimaryHDU(field.data_4d, header=header), *extra]).writeto(path)
+    return path
+
+
+def test_segment_without_beam_warns_in_one_line_and_map_has_none(
+    field: ExampleField, tiny_model_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _without_beam(field, tmp_path / "nobeam.fits")
+    out = tmp_path / "p.fits"
+    code, _, err = run_main(
+        ["segment", str(path), "-o", str(out), "--model", str(tiny_model_repo)], capsys
+    )
+    assert code == 0, err
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        f"warning: {path}: no restoring beam (no BMAJ/BMIN, AIPS CLEAN HISTORY or CASA BEAMS "
+        "table), so the map has none and classify's component catalogue (areas, fluxes) needs "
+        "one: give it with --beam BMAJ_ARCSEC[,BMIN_ARCSEC[,BPA_DEG]]"
+    ]
+    assert "BMAJ" not in fits.getheader(out)
+
+
+@pytest.mark.parametrize("with_header_beam", [False, True], ids=["no-beam", "overrides-header"])
+def test_segment_beam_option_is_used_and_written_to_the_map(
+    field: ExampleField,
+    tiny_model_repo: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    with_header_beam: bool,
+) -> None:
+    path = tmp_path / "in.fits"
+    if with_header_beam:
+        field.to_hdu().writeto(path)
+    else:
+        _without_beam(field, path)
+    out = tmp_path / "p.fits"
+    argv = ["segment", str(path), "-o", str(out), "--model", str(tiny_model_repo),
+            "--beam", "36,18,45", "--profile", "synthetic"]  # fmt: skip
+    code, _, err = run_main(argv, capsys)
+    assert code == 0, err
+    assert "warning" not in err
+    header = fits.getheader(out)
+    assert (header["BMAJ"], header["BMIN"], header["BPA"]) == (0.01, 0.005, 45.0)
+    # The Jy/beam -> Jy/pixel conversion of the synthetic profile used that beam too.
+    beam_pix = math.pi * 36 * 18 / (4 * math.log(2)) / header["CDELT2"] ** 2 / 3600**2
+    assert header["RUSCALE"] == pytest.approx(1 / beam_pix, rel=1e-9)
+
+
+def test_segment_beams_table_median_warning_is_one_line(
+    field: ExampleField, tiny_model_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = fits.BinTableHDU.from_columns(
+        [fits.Column(name=k, format="1E", unit=unit, array=values)
+         for k, unit, values in (("BMAJ", "arcsec", [18.0, 20.0, 40.0]),
+                                 ("BMIN", "arcsec", [18.0, 20.0, 30.0]),
+                                 ("BPA", "deg", [0.0, 0.0, 0.0]))],
+        name="BEAMS",
+    )  # fmt: skip
+    path = _without_beam(field, tmp_path / "casa.fits", table)
+    out = tmp_path / "p.fits"
+    code, _, err = run_main(
+        ["segment", str(path), "-o", str(out), "--model", str(tiny_model_repo)], capsys
+    )
+    assert code == 0, err
+    assert [line for line in err.splitlines() if line.startswith("warning:")] == [
+        f"warning: {path}: the BEAMS table has 3 different beams for a single-plane image; "
+        'using their median, BMAJ 20.00" BMIN 20.00" BPA 0.0 deg'
+    ]
+    assert fits.getheader(out)["BMAJ"] == pytest.approx(20 / 3600, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("20x20", "expected BMAJ_ARCSEC[,BMIN_ARCSEC[,BPA_DEG]], got '20x20'"),
+     ("10,20", "need 0 < BMIN <= BMAJ (arcsec), got '10,20'"),
+     ("0", "need 0 < BMIN <= BMAJ (arcsec), got '0'")],
+)  # fmt: skip
+def test_segment_bad_beam_is_a_usage_error(
+    image_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str, message: str
+) -> None:
+    code, _, err = run_main(
+        ["segment", str(image_path), "-o", str(tmp_path / "p.fits"), "--beam", value], capsys
+    )
+    assert code == 2
+    assert f"argument --beam: {message}" in err
 
 
 def _not_fits(path: Path, field: ExampleField) -> None:
@@ -497,6 +590,128 @@ def test_classify_bad_map_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[
     code, _, err = run_main(["classify", str(tmp_path / "none.fits"), *CLUSTER_ARGS], capsys)
     assert code == 2
     assert_one_line_error(err, "classify", "none.fits: file not found")
+
+
+def icrs_args(map_path: Path, x: float, y: float) -> list[str]:
+    """--ra/--dec of the pixel (x, y) of the map (ICRS: its header names no frame)."""
+    ra, dec = WCS(fits.getheader(map_path)).pixel_to_world_values(x, y)
+    return ["--ra", f"{ra:.10f}", "--dec", f"{dec:.10f}"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--theta500", "0.01"], "the 2.2 R500 aperture (0.29 px radius) holds 1 px, less than "
+         "one beam (22.4 px): theta500 = 0.01 arcmin is too small for this map"),
+        (["--z", "50", "--m500", "5"], "z must be in (0, 10], got 50.0"),
+    ],
+    ids=["aperture-below-a-beam", "z"],
+)  # fmt: skip
+def test_classify_refuses_a_cluster_it_cannot_measure(
+    map_path: Path, args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["classify", str(map_path), "--ra", str(RA0), "--dec", str(DEC0), *args]
+    code, out, err = run_main(argv, capsys)
+    assert code == 2
+    assert out == ""
+    assert (
+        assert_one_line_error(err, "classify", message) == f"radiounet classify: error: {message}"
+    )
+
+
+def test_classify_refuses_a_centre_off_the_map(
+    map_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # 30 px off the left edge: the 73 px aperture still overlaps the map.
+    argv = ["classify", str(map_path), *icrs_args(map_path, -30.0, 100.0), "--theta500", "2.5"]
+    code, out, err = run_main(argv, capsys)
+    assert code == 2
+    assert out == ""
+    assert_one_line_error(
+        err,
+        "classify",
+        f"{map_path}: the cluster is outside the image: its centre is at pixel "
+        "(x, y) = (-30.0, 100.0) of a 200 x 200 px image",
+    )
+
+
+def test_classify_warns_when_most_of_the_aperture_is_off_the_map(
+    map_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # On the corner pixel: a quarter of the aperture lies in the map.
+    argv = ["classify", str(map_path), *icrs_args(map_path, -0.4, -0.4), "--theta500", "2.5"]
+    code, out, err = run_main(argv, capsys)
+    assert code == 0, err
+    radius = 2.2 * 2.5 / 0.075
+    yy, xx = np.mgrid[-100:300, -100:300]
+    circle = (xx + 0.4) ** 2 + (yy + 0.4) ** 2 <= radius**2
+    share = (circle & (xx >= 0) & (yy >= 0)).sum() / circle.sum()
+    assert 0.25 < share < 0.26
+    assert [line for line in err.splitlines() if line.startswith("warning")] == [
+        "warning: only 25% of the 2.2 R500 aperture lies on valid map pixels (inside the "
+        "image, not blanked); R rests on that part"
+    ]
+    assert any(line.startswith("decision ") for line in out.splitlines())  # still decided
+
+
+def test_classify_of_an_image_says_only_that_it_is_not_a_map(
+    map_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    image = tmp_path / "image.fits"
+    fits.PrimaryHDU(np.full((200, 200), 3.0, np.float32), fits.getheader(map_path)).writeto(image)
+    code, out, err = run_main(["classify", str(image), *CLUSTER_ARGS], capsys)
+    assert code == 2
+    assert out == ""
+    # No note about the threshold of the map's model first: it is no map at all.
+    assert err.splitlines() == [
+        assert_one_line_error(err, "classify", f"{image}: not a probability map")
+    ]
+
+
+def test_classify_refuses_an_image_on_another_grid(
+    map_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    header = fits.getheader(map_path)
+    header["CDELT1"] *= 2  # same shape and centre, twice the pixel
+    header["CDELT2"] *= 2
+    header["BUNIT"] = "JY/BEAM"
+    image = tmp_path / "image.fits"
+    fits.PrimaryHDU(np.ones((200, 200), np.float32), header).writeto(image)
+    code, out, err = run_main(
+        ["classify", str(map_path), *CLUSTER_ARGS, "--image", str(image)], capsys
+    )
+    assert code == 2
+    assert out == ""
+    assert_one_line_error(
+        err,
+        "classify",
+        f"{image}: WCS differs from the probability map {map_path}'s: its pixel (x, y) = (0, 0) "
+        "is 141 px away on the sky",
+    )
+
+
+def test_classify_a_b1950_map_with_icrs_positions(
+    map_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The same map on a B1950 grid, centred on the B1950 position of ICRS (RA0, DEC0).
+    b1950 = SkyCoord(RA0, DEC0, unit="deg", frame="icrs").transform_to(FK4(equinox="B1950"))
+    header = fits.getheader(map_path)
+    header["CRVAL1"], header["CRVAL2"] = b1950.ra.deg, b1950.dec.deg
+    header["RADESYS"], header["EQUINOX"] = "FK4", 1950.0
+    path = tmp_path / "b1950.fits"
+    fits.PrimaryHDU(fits.getdata(map_path), header).writeto(path)
+    code, out, err = run_main(["classify", str(path), *CLUSTER_ARGS, "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["centre_xy"] == pytest.approx([100.0, 100.0], abs=1e-6)
+    reference = classify_map(map_path, Cluster(RA0, DEC0, theta500_arcmin=2.5))
+    assert report["ratio"] == reference.detection.ratio
+    code, out, err = run_main(["classify", str(path), *CLUSTER_ARGS], capsys)
+    assert code == 0, err
+    lines = out.splitlines()
+    header_line = next(line for line in lines if line.startswith("  #"))
+    assert header_line.startswith("  #   RA(ICRS) Dec(ICRS)  area[arcmin2]")
+    assert lines[lines.index(header_line) + 1].startswith("  1  150.00000 +30.00000 ")
 
 
 # --- model ---------------------------------------------------------------------------------

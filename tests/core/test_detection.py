@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import tracemalloc
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from radiounet.core.detection import (
     DEFAULT_RADIUS_R500,
     DEFAULT_THRESHOLD,
     circle_mask,
+    circle_pixel_count,
     detection_ratio,
 )
 
@@ -182,3 +184,70 @@ def test_fraction_in_image_is_one_for_a_whole_circle(radius: float) -> None:
 def test_detected_is_a_python_bool_for_a_numpy_threshold() -> None:
     result = detection_ratio(np.ones((10, 10)), (5.0, 5.0), 3.0, threshold=np.float64(0.015))
     assert isinstance(result.detected, bool)
+
+
+# --- the whole circle's pixel count --------------------------------------------------------
+
+
+def mask_count(centre_xy: tuple[float, float], radius: float) -> int:
+    """The count the mask method gave: circle_mask on a grid holding the whole circle."""
+    cx, cy = centre_xy
+    k = math.ceil(radius) + 2
+    x0, y0 = math.floor(cx) - k, math.floor(cy) - k
+    return int(circle_mask((2 * k + 2, 2 * k + 2), (cx - x0, cy - y0), radius).sum())
+
+
+@pytest.mark.parametrize(
+    "radius", [0.3, 0.5, 1.0, 1.5, 2.2, 2.7, 7.0, math.sqrt(50), 20.5, 33.3, 88.0, 178.9]
+)
+@pytest.mark.parametrize(
+    "centre", [(0.0, 0.0), (0.5, 0.5), (0.25, -0.1), (-190.3, 12.7), (1e4 + 1 / 3, 2e4 + 0.9)]
+)
+def test_circle_pixel_count_equals_the_mask_count(
+    centre: tuple[float, float], radius: float
+) -> None:
+    assert circle_pixel_count(centre, radius) == mask_count(centre, radius)
+
+
+def test_circle_pixel_count_on_random_circles() -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(2000):
+        radius = float(rng.choice([rng.uniform(0.05, 4.0), rng.uniform(4.0, 60.0)]))
+        centre = (float(rng.uniform(-300, 300)), float(rng.uniform(-300, 300)))
+        # Pixel centres exactly on the circle: integer and half-integer centres, radii sqrt(n).
+        if rng.random() < 0.3:
+            centre = (round(centre[0] * 2) / 2, round(centre[1] * 2) / 2)
+            radius = math.sqrt(rng.integers(1, 2000))
+        assert circle_pixel_count(centre, radius) == mask_count(centre, radius), (centre, radius)
+
+
+@pytest.mark.parametrize("radius", [1.0, 3.0, 20.5, 33.3, 88.0])
+@pytest.mark.parametrize("centre", [(100.0, 100.0), (100.5, 99.5), (100.37, 100.81)])
+def test_an_unclipped_circle_is_exactly_whole(centre: tuple[float, float], radius: float) -> None:
+    p = np.full((201, 201), 0.5, dtype=np.float32)
+    assert detection_ratio(p, centre, radius).fraction_in_image == 1.0
+
+
+def test_a_huge_aperture_costs_little_memory() -> None:
+    # A nearby cluster on a small map: 2.2 R500 of 10^5 px. The old mask of the whole
+    # circle needed (2 * 10^5)^2 booleans and float64 (hundreds of GB).
+    p = np.full((50, 50), 0.25, dtype=np.float32)
+    tracemalloc.start()
+    try:
+        result = detection_ratio(p, (25.0, 25.0), 100_000.0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20e6
+    assert result.n_pixels == 2500
+    assert result.ratio == 0.25
+    assert result.fraction_in_image == 2500 / lattice_count(100_000)
+    assert lattice_count(100_000) == 31_415_925_457
+
+
+@pytest.mark.parametrize(("centre", "radius"), [((math.nan, 0.0), 1.0), ((0.0, 0.0), 0.0)])
+def test_circle_pixel_count_checks_its_arguments(
+    centre: tuple[float, float], radius: float
+) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        circle_pixel_count(centre, radius)

@@ -8,11 +8,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from astropy.io import fits
 from astropy.wcs import WCS
 from scipy.ndimage import gaussian_filter
 
 from radiounet.examples import ExampleField, example_field
-from radiounet.io.quicklook import _binned, _binned_geometry, _display_factor, write_quicklook
+from radiounet.io.quicklook import (
+    _axis_labels,
+    _binned,
+    _binned_geometry,
+    _display_factor,
+    write_quicklook,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -168,3 +175,46 @@ def test_binned_geometry_keeps_the_circle_on_the_sky() -> None:
     after = binned.pixel_to_world_values(*bxy)
     np.testing.assert_allclose(after, before, atol=1e-9)
     assert _binned_geometry(wcs, None, None, 2)[1:] == (None, None)
+
+
+DEC_FIRST = {"CTYPE1": "DEC--SIN", "CTYPE2": "RA---SIN", "CRVAL1": 30.0, "CRVAL2": 150.0}
+
+
+def sin_wcs(**cards: float | str) -> WCS:
+    h = fits.Header()
+    h.update(CTYPE1="RA---SIN", CTYPE2="DEC--SIN", CRVAL1=150.0, CRVAL2=30.0, CRPIX1=97.0)
+    h.update(CRPIX2=97.0, CDELT1=-4.5 / 3600, CDELT2=4.5 / 3600, **cards)
+    return WCS(h)
+
+
+@pytest.mark.parametrize(
+    ("cards", "labels"),
+    [
+        ({}, ("RA", "Dec")),
+        ({"RADESYS": "FK5", "EQUINOX": 2000.0}, ("RA", "Dec")),
+        ({"RADESYS": "FK4", "EQUINOX": 1950.0}, ("RA (B1950)", "Dec (B1950)")),
+        ({"EPOCH": 1950.0}, ("RA (B1950)", "Dec (B1950)")),
+        ({"CTYPE1": "GLON-SIN", "CTYPE2": "GLAT-SIN"}, ("Galactic longitude", "Galactic latitude")),
+        (DEC_FIRST, ("Dec", "RA")),
+    ],
+    ids=["icrs", "fk5", "fk4", "epoch-1950", "galactic", "dec-first"],
+)  # fmt: skip
+def test_axes_are_labelled_by_the_maps_own_coordinates(
+    cards: dict[str, float | str], labels: tuple[str, str]
+) -> None:
+    # In world-axis order, as WCSAxes numbers them: a Dec-first map's x axis shows Dec.
+    assert _axis_labels(sin_wcs(**cards)) == labels
+
+
+def test_dec_first_map_with_circle(field: ExampleField, tmp_path: Path) -> None:
+    wcs = sin_wcs(**DEC_FIRST)
+    image = np.ascontiguousarray(field.image.T)
+    out = write_quicklook(
+        tmp_path / "dec_first.png",
+        image,
+        np.zeros_like(image),
+        wcs=wcs,
+        circle_xy=(96.0, 96.0),
+        circle_radius_pix=40.0,
+    )
+    assert _png_size(out) == (1200, 550)

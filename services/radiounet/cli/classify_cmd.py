@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.detection import DEFAULT_RADIUS_R500, DEFAULT_THRESHOLD
-from ..io.fits_image import read_header
+from ..io.probability_map import read_probability_map
 from ..model.threshold import DecisionThreshold, threshold_for_map
 from ..workflows import Classification, classify_map
 from ._common import add_cluster_options, add_model_option, cluster_from_args
@@ -23,7 +23,8 @@ def register(sub: Any) -> None:
         help="decide whether a cluster hosts diffuse emission from its probability map",
         description="Compute R, the mean probability within 2.2 R500 of the cluster "
         "(Stuardi et al. 2024, eq. 8), decide R >= threshold, and list the connected "
-        "regions with p > 0.5 of at least one beam.",
+        "regions with p > 0.5 of at least one beam. --ra/--dec and the components' RA/Dec "
+        "are ICRS (J2000), whatever the map's frame (FK4 B1950, galactic, ...).",
     )
     p.add_argument("map", type=Path, help="probability map FITS (from radiounet segment)")
     add_cluster_options(p, required=True)
@@ -73,7 +74,7 @@ def format_report(result: Classification, threshold_source: str | None = None) -
     lines.append(f"components   {len(result.components)} (p > 0.5, >= 1 beam)")
     if result.components:
         lines.append(
-            "  #       RA        Dec   area[arcmin2]  area[kpc2]  flux[mJy]    S/N  p_peak"
+            "  #   RA(ICRS) Dec(ICRS)  area[arcmin2]  area[kpc2]  flux[mJy]    S/N  p_peak"
             "  p_mean  d[R500]  elong  radial[deg]"
         )
         for k in result.components:
@@ -97,20 +98,24 @@ def report_dict(result: Classification, threshold: DecisionThreshold) -> dict[st
 def run(args: argparse.Namespace) -> int:
     cluster = cluster_from_args(args)
     assert cluster is not None  # --ra/--dec are required here
+    # Read (and check) the map first: a note about its threshold is noise before "not a map".
+    prob = read_probability_map(args.map)
     if args.threshold is not None:
         threshold = DecisionThreshold.given(args.threshold)
     else:
-        threshold, note = threshold_for_map(read_header(args.map), args.model)
+        threshold, note = threshold_for_map(prob.header, args.model)
         if note is not None:
             print(f"note: {note}; using the {threshold.source} threshold", file=sys.stderr)
     result = classify_map(
-        args.map,
+        prob,
         cluster,
         image_path=args.image,
         bunit=args.bunit,
         threshold=threshold.value,
         radius_r500=args.radius,
     )
+    if result.coverage_warning is not None:
+        print(f"warning: {result.coverage_warning}", file=sys.stderr)
     if args.json:
         print(json.dumps(report_dict(result, threshold), indent=2))
     else:

@@ -19,6 +19,7 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "DetectionResult",
     "circle_mask",
+    "circle_pixel_count",
     "detection_ratio",
 ]
 
@@ -73,6 +74,53 @@ def circle_mask(
     return np.asarray((xx - cx) ** 2 + (yy - cy) ** 2 <= radius_pix**2, dtype=bool)
 
 
+#: Rows of a circle counted at once by :func:`circle_pixel_count` (bounds its memory).
+_COUNT_ROWS = 1 << 16
+
+
+def circle_pixel_count(centre_xy: tuple[float, float], radius_pix: float) -> int:
+    """Pixel centres within ``radius_pix`` of ``centre_xy`` on an unbounded pixel grid.
+
+    The count :func:`circle_mask` gives on a grid that holds the whole circle
+    (the same floating-point test), found row by row from the chord's ends:
+    O(r) time and bounded memory, where a mask of a nearby cluster's
+    10^4-px-radius aperture would need gigabytes.
+
+    >>> circle_pixel_count((0.0, 0.0), 1.0), circle_pixel_count((0.5, 0.5), 1.0)
+    (5, 4)
+    """
+    if not (math.isfinite(radius_pix) and radius_pix > 0):
+        raise ValueError(f"radius must be a positive number of pixels, got {radius_pix!r}")
+    cx, cy = centre_xy
+    if not (math.isfinite(cx) and math.isfinite(cy)):
+        raise ValueError(f"centre must be finite pixel coordinates, got {centre_xy!r}")
+    first, last = math.floor(cy - radius_pix), math.ceil(cy + radius_pix)
+    total = 0
+    for start in range(first, last + 1, _COUNT_ROWS):
+        rows = np.arange(start, min(start + _COUNT_ROWS, last + 1))
+        total += _chord_count(cx, rows - cy, radius_pix)
+    return total
+
+
+def _chord_count(cx: float, dy: NDArray[np.floating], radius_pix: float) -> int:
+    """Pixel centres in the circle on the rows ``dy`` (offsets from the centre's row)."""
+    dy2 = dy**2
+    r2 = radius_pix**2
+
+    def inside(x: NDArray[np.floating]) -> NDArray[np.bool_]:
+        return np.asarray((x - cx) ** 2 + dy2 <= r2)  # circle_mask's test, term for term
+
+    half = np.sqrt(np.maximum(r2 - dy2, 0.0))
+    # The rounded chord ends are at most one pixel off: step them onto the test's answer.
+    lo = np.ceil(cx - half)
+    lo = np.where(inside(lo - 1), lo - 1, lo)
+    lo = np.where(inside(lo), lo, lo + 1)
+    hi = np.floor(cx + half)
+    hi = np.where(inside(hi + 1), hi + 1, hi)
+    hi = np.where(inside(hi), hi, hi - 1)
+    return int(np.maximum(hi - lo + 1, 0).sum())
+
+
 def detection_ratio(
     probability: NDArray[np.floating],
     centre_xy: tuple[float, float],
@@ -122,16 +170,7 @@ def detection_ratio(
     x0 = max(0, math.floor(cx - radius_pix))
     x1 = min(probability.shape[1], math.ceil(cx + radius_pix) + 1)
     # The whole circle's pixel count (not pi r^2) so that an unclipped circle gives exactly 1.
-    n_full = int(
-        circle_mask(
-            (2 * math.ceil(radius_pix) + 3,) * 2,
-            (
-                cx - math.floor(cx) + math.ceil(radius_pix) + 1,
-                cy - math.floor(cy) + math.ceil(radius_pix) + 1,
-            ),
-            radius_pix,
-        ).sum()
-    )
+    n_full = circle_pixel_count(centre_xy, radius_pix)
     if y0 >= y1 or x0 >= x1:
         inside = np.zeros((0, 0), dtype=bool)
         values = np.zeros(0, dtype=np.float32)

@@ -55,6 +55,7 @@ from ..core.components import Component, find_components
 from ..core.detection import DEFAULT_RADIUS_R500, detection_ratio
 from ..core.normalisation import PROFILES, SETUP_PROFILES, NormalisationProfile, get_profile
 from ..core.segmentation import DEFAULT_BATCH_SIZE, Predictor, segment
+from ..core.sky import icrs_to_pixel
 from ..io.fits_image import InvalidImageError, SkyImage, read_image
 from ..model.repository import ModelVersion
 from .baselines import PyBDSFError, pybdsf_available, pybdsf_island_mask, sigma_mask
@@ -404,8 +405,7 @@ def _diffuse_labels(spec: FieldSpec) -> dict[int, str]:
 def _cluster_xy(cluster: dict[str, Any], image: SkyImage) -> tuple[float, float]:
     if cluster.get("x") is not None and cluster.get("y") is not None:
         return float(cluster["x"]), float(cluster["y"])
-    x, y = image.wcs.world_to_pixel_values(float(cluster["ra_deg"]), float(cluster["dec_deg"]))
-    return float(x), float(y)
+    return icrs_to_pixel(image.wcs, float(cluster["ra_deg"]), float(cluster["dec_deg"]))
 
 
 def _radio_galaxy_hosts(spec: FieldSpec, classes: Sequence[str]) -> set[str]:

@@ -2,8 +2,10 @@
 
 Left: the image in a log stretch with the probability contour; right: the
 probability map with a colour bar; both with the 2.2 R500 circle when given and
-RA/Dec axes. Figures are drawn on an explicit Agg canvas without pyplot, so
-this is headless and safe to call from several threads.
+axes in the map's own celestial coordinates (labelled by frame and axis order:
+a B1950 or galactic map says so, a Dec-first map is not labelled RA). Figures
+are drawn on an explicit Agg canvas without pyplot, so this is headless and
+safe to call from several threads.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 import matplotlib as mpl
 import numpy as np
 from astropy.wcs import WCS
+from astropy.wcs.utils import wcs_to_celestial_frame
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.colors import LogNorm, Normalize
 from matplotlib.figure import Figure
@@ -98,6 +101,42 @@ def _binned_circle(
     # A binned pixel's centre is the mean of its block's centres.
     offset = (factor - 1) / 2
     return ((xy[0] - offset) / factor, (xy[1] - offset) / factor), radius / factor
+
+
+_AXIS_NAMES = {
+    "RA": "RA",
+    "DEC": "Dec",
+    "GLON": "Galactic longitude",
+    "GLAT": "Galactic latitude",
+}
+
+
+def _axis_labels(celestial: WCS) -> tuple[str, str]:
+    """Labels of the two world axes, in the WCS's order (a map may put Dec first).
+
+    The frame is named unless it is ICRS or FK5 J2000, which differ by less than
+    0.1" and are what "RA"/"Dec" mean without qualification.
+
+    >>> w = WCS(naxis=2); w.wcs.ctype = ["DEC--SIN", "RA---SIN"]; w.wcs.set()
+    >>> _axis_labels(w)
+    ('Dec', 'RA')
+    """
+    try:
+        frame = wcs_to_celestial_frame(celestial)
+    except ValueError:
+        frame = None
+    note = ""
+    if frame is not None and frame.name in ("fk4", "fk4noeterms"):
+        note = f" (B{frame.equinox.byear:g})"
+    elif frame is not None and frame.name == "fk5" and frame.equinox.jyear != 2000:
+        note = f" (J{frame.equinox.jyear:g})"
+    labels = ["", ""]
+    for axis, kind in (
+        (celestial.wcs.lng, celestial.wcs.lngtyp),
+        (celestial.wcs.lat, celestial.wcs.lattyp),
+    ):
+        labels[axis] = _AXIS_NAMES.get(kind, kind) + note
+    return labels[0], labels[1]
 
 
 def _check_positive(name: str, value: float | None) -> None:
@@ -212,10 +251,11 @@ def write_quicklook(
     fig.colorbar(pm, ax=right, fraction=0.046, pad=0.02, label="probability")
     left.set_title(f"image, p = {contour_level:g} contour", fontsize=10)
     right.set_title("Radio U-Net probability", fontsize=10)
-    left.coords[1].set_axislabel("Dec")
+    labels = _axis_labels(celestial)
+    left.coords[1].set_axislabel(labels[1])
     right.coords[1].set_ticklabel_visible(False)  # same sky as the left panel
     for ax in (left, right):
-        ax.coords[0].set_axislabel("RA")
+        ax.coords[0].set_axislabel(labels[0])
         if circle_xy is not None and circle_radius_pix is not None:
             ax.add_patch(
                 Circle(circle_xy, circle_radius_pix, edgecolor="white", facecolor="none", lw=1.2)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from astropy.coordinates import SkyCoord
 from astropy.io import fits
 from astropy.wcs import WCS
 from prometheus_client import REGISTRY
@@ -141,7 +142,9 @@ def test_a_cluster_gets_r_the_decision_and_components(store: ObjectStore, tmp_pa
     map_path, cutout_path = local_copies(store, message, tmp_path)
     with fits.open(map_path, memmap=False) as hdul:
         data, wcs = np.array(hdul[0].data), WCS(hdul[0].header)
-    x, y = wcs.world_to_pixel_values(message.pointing.ra_deg, message.pointing.dec_deg)
+    # The pointing is ICRS, the example map FK5 J2000.
+    icrs = SkyCoord(message.pointing.ra_deg, message.pointing.dec_deg, unit="deg", frame="icrs")
+    x, y = wcs.world_to_pixel(icrs)
     r500_pix = theta500_arcmin(message.pointing.cluster.m500_1e14, message.pointing.cluster.z) * (
         60 / 4.5
     )
@@ -221,6 +224,20 @@ def test_a_pointing_without_a_cluster_gets_components_only(
     assert detections("no_cluster") == before + 1
 
 
+def test_a_named_pointing_without_a_size_keeps_its_name_in_the_row(
+    store: ObjectStore, tmp_path: Path
+) -> None:
+    message = put_map(store, "named-1", tmp_path, cluster=False)
+    message.pointing.cluster.name = "PSZ2 G053.53+59.52"  # a name, no z/M500/theta500
+    (out,) = classify(ClassifierStage(store), message).outputs
+    row = store.get_json(result_key("named-1"))
+    assert (row["has_cluster"], row["ratio"], row["aperture"]) == (False, None, None)
+    assert row["cluster"]["name"] == "PSZ2 G053.53+59.52"
+    assert (load_results(store).rows[0]["cluster"] or {})["name"] == "PSZ2 G053.53+59.52"
+    assert out.message.has_cluster is False
+    assert out.message.pointing.cluster.name == "PSZ2 G053.53+59.52"
+
+
 def test_a_replay_overwrites_the_one_result_of_the_pointing(
     store: ObjectStore, tmp_path: Path
 ) -> None:
@@ -275,6 +292,21 @@ def test_a_cluster_outside_the_map_is_unclassifiable(store: ObjectStore, tmp_pat
         classify(ClassifierStage(store), message)
     assert info.value.code == "unclassifiable"
     assert "the cluster is outside the image" in info.value.detail
+    assert not store.exists(result_key("A"))
+
+
+def test_a_pointing_just_off_its_map_is_unclassifiable(store: ObjectStore, tmp_path: Path) -> None:
+    # 160 px beyond the 300 px map: the 176 px aperture still overlaps it, but R would
+    # rest on its rim. The stage refuses it (a dead letter), it does not crash.
+    message = put_map(store, "A", tmp_path)
+    message.pointing.dec_deg += 160 * 4.5 / 3600
+    with pytest.raises(PermanentError) as info:
+        classify(ClassifierStage(store), message)
+    assert info.value.code == "unclassifiable"
+    assert info.value.detail == (
+        f"pointing A: s3://{store.bucket}/maps/A/probability.fits: the cluster is outside the "
+        "image: its centre is at pixel (x, y) = (150.0, 310.0) of a 300 x 300 px image"
+    )
     assert not store.exists(result_key("A"))
 
 
