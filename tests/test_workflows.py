@@ -20,7 +20,13 @@ from radiounet.examples import ExampleField, example_field
 from radiounet.io.fits_image import InvalidImageError
 from radiounet.model.predictor import SavedModelPredictor
 from radiounet.model.repository import ModelVersion, resolve_model
-from radiounet.workflows import Cluster, aperture_on_map, classify_map, segment_fits
+from radiounet.workflows import (
+    Cluster,
+    aperture_on_map,
+    classify_map,
+    map_components,
+    segment_fits,
+)
 
 LOTSS = get_profile("lotss-dr2-lowres")
 SYNTHETIC = get_profile("synthetic")
@@ -465,12 +471,20 @@ def test_cluster_on_the_far_side_of_the_sky(map_path: Path) -> None:
         classify_map(map_path, Cluster(RA0 + 180, -DEC0, theta500_arcmin=1.0))
 
 
-def test_map_without_beam_needs_the_image(tmp_path: Path) -> None:
+def test_map_without_beam_needs_the_image(map_path: Path, tmp_path: Path) -> None:
     path = tmp_path / "nobeam_prob.fits"
     fits.PrimaryHDU(hand_map(), header=tan_header(beam=False)).writeto(path)
     cluster = Cluster(RA0, DEC0, theta500_arcmin=3.1)
+    # R and the decision need no beam; only the component catalogue is left out.
+    result = classify_map(path, cluster)
+    assert result.detection == classify_map(map_path, cluster).detection
+    assert result.components == []
+    assert result.components_skipped == (
+        f"{path}: no restoring beam (BMAJ/BMIN) in the map or image header"
+    )
+    assert result.to_dict()["components_skipped"] == result.components_skipped
     with pytest.raises(InvalidImageError, match=r"nobeam_prob\.fits: no restoring beam"):
-        classify_map(path, cluster)
+        map_components(path)
     # The segmented image's beam serves instead.
     header = tan_header()
     header["BUNIT"] = "JY/BEAM"

@@ -31,7 +31,7 @@ from .core.normalisation import NormalisationProfile
 from .core.segmentation import DEFAULT_BATCH_SIZE, Predictor, segment
 from .core.sky import icrs_to_pixel, pixel_to_icrs
 from .core.tiling import DEFAULT_STRIDE, DEFAULT_TILE, tile_grid
-from .io.fits_image import InvalidImageError, SkyImage, read_image
+from .io.fits_image import Beam, InvalidImageError, SkyImage, read_image
 from .io.probability_map import (
     ProbabilityMap,
     Provenance,
@@ -169,6 +169,8 @@ class Classification:
 
     ``centre_xy`` is the cluster's 0-based pixel on the map; the components'
     ``ra_deg``/``dec_deg`` are ICRS, as the cluster's, whatever the map's frame.
+    ``components_skipped`` is why there is no component catalogue (no beam),
+    None when there is one.
     """
 
     cluster: Cluster
@@ -178,6 +180,7 @@ class Classification:
     radius_r500: float
     components: list[Component] = field(default_factory=list)
     placeholder_model: bool = False
+    components_skipped: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = self.detection
@@ -202,6 +205,7 @@ class Classification:
             "fraction_valid": self.fraction_valid,
             "placeholder_model": self.placeholder_model,
             "components": [c.to_dict() for c in self.components],
+            "components_skipped": self.components_skipped,
         }
 
     @property
@@ -275,7 +279,19 @@ def _matching_image(image: SkyImage, prob: ProbabilityMap) -> SkyImage:
             f"{image.source}: WCS differs from the probability map {prob.source}'s: its pixel "
             f"(x, y) = ({x[worst]:g}, {y[worst]:g}) is {offset[worst]:.3g} px away on the sky"
         )
+    if image.beam is None and prob.beam is not None:
+        # The same pixel grid: the map's beam (e.g. from segment --beam) is the image's.
+        image = dataclasses.replace(image, beam=prob.beam)
     return image
+
+
+def _beam(prob: ProbabilityMap, image: SkyImage | None) -> Beam | None:
+    """The map's restoring beam, else the image's (they share the pixel grid)."""
+    return prob.beam or (image.beam if image is not None else None)
+
+
+def _no_beam(prob: ProbabilityMap) -> str:
+    return f"{prob.source}: no restoring beam (BMAJ/BMIN) in the map or image header"
 
 
 def _components(
@@ -286,17 +302,14 @@ def _components(
     r500_pix: float | None = None,
     z: float | None = None,
 ) -> list[Component]:
-    beam = prob.beam or (image.beam if image is not None else None)
+    beam = _beam(prob, image)
     if beam is None:
-        raise InvalidImageError(
-            f"{prob.source}: no restoring beam (BMAJ/BMIN) in the map or image header; "
-            "the component catalogue needs it"
-        )
+        raise InvalidImageError(f"{_no_beam(prob)}; the component catalogue needs it")
     pixel_area_deg2 = float(prob.wcs.proj_plane_pixel_area().to_value("deg2"))
     flux_image = None
     if image is not None:
         flux_image = np.asarray(image.data, dtype=np.float64) * image.scale_to("Jy/pixel")
-    components = find_components(
+    return find_components(
         np.asarray(prob.data, dtype=np.float32),
         wcs=prob.wcs,
         beam_area_pix=beam.area_pixels(pixel_area_deg2),
@@ -305,15 +318,6 @@ def _components(
         r500_pix=r500_pix,
         z=z,
     )
-    if not components:
-        return components
-    # find_components gives the map's own frame (B1950, galactic, ...); the
-    # catalogue gives ICRS, as the clusters it is compared with.
-    ra, dec = pixel_to_icrs(prob.wcs, [c.x for c in components], [c.y for c in components])
-    return [
-        dataclasses.replace(c, ra_deg=float(a), dec_deg=float(d))
-        for c, a, d in zip(components, ra, dec, strict=True)
-    ]
 
 
 def map_components(
@@ -323,6 +327,11 @@ def map_components(
 
     With ``image_path`` (the segmented image) components carry integrated flux
     densities, as in :func:`classify_map`.
+
+    Raises
+    ------
+    InvalidImageError
+        If neither the map nor the image has a beam, or for a bad map or image.
     """
     prob = read_probability_map(map_path)
     image = None
@@ -343,7 +352,10 @@ def classify_map(
     """R within ``radius_r500`` R500 of ``cluster``, the decision, and the component catalogue.
 
     ``prob_map`` is a map FITS path or a map already read. With ``image_path``
-    (the segmented image) components carry integrated flux densities.
+    (the segmented image) components carry integrated flux densities (an image
+    without a beam takes the map's). Without a beam in the map or the image,
+    there is no component catalogue: ``components`` is empty and
+    ``components_skipped`` says why.
 
     Raises
     ------
@@ -370,7 +382,12 @@ def classify_map(
     radius = radius_r500 * r500_pix
     _check_aperture(prob, image, (x, y), radius, radius_r500=radius_r500, theta500=cluster.theta500)
     detection = detection_ratio(prob.data, (x, y), radius, threshold=threshold)
-    components = _components(prob, image, centre_xy=(x, y), r500_pix=r500_pix, z=cluster.z)
+    components: list[Component] = []
+    skipped = None
+    if _beam(prob, image) is None:
+        skipped = _no_beam(prob)  # R and the decision need no beam; the catalogue does
+    else:
+        components = _components(prob, image, centre_xy=(x, y), r500_pix=r500_pix, z=cluster.z)
     return Classification(
         cluster=cluster,
         detection=detection,
@@ -379,6 +396,7 @@ def classify_map(
         radius_r500=radius_r500,
         components=components,
         placeholder_model=prob.header.get("RUTRAIN") is False,
+        components_skipped=skipped,
     )
 
 
@@ -393,7 +411,7 @@ def _check_aperture(
 ) -> None:
     """Refuse an aperture smaller than one beam: its R is one resolution element's noise."""
     n = circle_pixel_count(centre_xy, radius_pix)
-    beam = prob.beam or (image.beam if image is not None else None)
+    beam = _beam(prob, image)
     if beam is not None:
         least = beam.area_pixels(float(prob.wcs.proj_plane_pixel_area().to_value("deg2")))
         short = f"less than one beam ({least:.1f} px)"

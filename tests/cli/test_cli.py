@@ -6,6 +6,7 @@ import json
 import math
 import subprocess
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,9 +17,11 @@ from astropy.io import fits
 from astropy.wcs import WCS
 
 from radiounet import __version__
+from radiounet.cli._common import image_warnings_as_lines
 from radiounet.cli.main import main
 from radiounet.examples import ExampleField, example_field
-from radiounet.workflows import Cluster, classify_map
+from radiounet.io.fits_image import ImageWarning
+from radiounet.workflows import Cluster, aperture_on_map, classify_map
 
 RADIOUNET = Path(sys.executable).parent / "radiounet"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -85,6 +88,15 @@ def test_help(argv: list[str], mentions: list[str], capsys: pytest.CaptureFixtur
         assert option in out, option
 
 
+@pytest.mark.parametrize("command", ["segment", "classify"])
+def test_ra_dec_help_says_icrs(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_main([command, "--help"], capsys)
+    assert code == 0
+    text = " ".join(out.split())  # argparse wraps the help at the terminal's width
+    assert "--ra RA cluster RA, ICRS (J2000) [deg]" in text
+    assert "--dec DEC cluster Dec, ICRS (J2000) [deg]" in text
+
+
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_main(["--version"], capsys)
     assert code == 0
@@ -127,6 +139,28 @@ def test_segment_writes_map_and_quicklook(
         assert header["RUSRC"] == "field.fits"
     assert png.read_bytes()[:8] == PNG_MAGIC
     assert png.stat().st_size > 10_000
+
+
+def test_segment_png_says_when_the_circle_is_off_the_image(
+    image_path: Path, tiny_model_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "prob.fits"
+    png = tmp_path / "ql.png"
+    # 0.5 deg (400 px) north of the 256 px image, with a 2.2 R500 radius of 88 px.
+    cluster = Cluster(260.6149937, 32.6354073, theta500_arcmin=3)
+    argv = ["segment", str(image_path), "-o", str(out), "--model", str(tiny_model_repo),
+            "--png", str(png), "--ra", str(cluster.ra_deg), "--dec", str(cluster.dec_deg),
+            "--theta500", "3"]  # fmt: skip
+    code, stdout, err = run_main(argv, capsys)
+    assert code == 0, err
+    assert f"wrote {png}" in stdout
+    (x, y), radius = aperture_on_map(WCS(fits.getheader(out)), cluster)
+    assert (round(x), round(y), round(radius)) == (128, 528, 88)
+    assert [line for line in err.splitlines() if line.startswith("warning")] == [
+        f"warning: {png}: the 2.2 R500 circle (centre at pixel (x, y) = ({x:.1f}, {y:.1f}), "
+        f"radius {radius:.1f} px) lies entirely outside the 256 x 256 px image, so it is not "
+        "drawn (--ra/--dec are ICRS degrees)"
+    ]
 
 
 def test_segment_bunit_and_profile_options(
@@ -541,6 +575,91 @@ def test_classify_gives_flux_uncertainties_and_snr(
     assert "flux[mJy]    S/N  p_peak" in header_line
     row = lines[lines.index(header_line) + 1].split()
     assert float(row[6]) == pytest.approx(component["snr"], abs=0.05)
+
+
+def test_classify_without_any_beam_gives_r_and_skips_the_catalogue(
+    map_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    header = fits.getheader(map_path)
+    del header["BMAJ"], header["BMIN"]
+    path = tmp_path / "nobeam.fits"
+    fits.PrimaryHDU(fits.getdata(map_path), header).writeto(path)
+    warning = (
+        f"warning: no component catalogue: {path}: no restoring beam (BMAJ/BMIN) in the map or "
+        "image header; segment the image again with --beam BMAJ_ARCSEC[,BMIN_ARCSEC[,BPA_DEG]] "
+        "to write one into the map, or give an --image whose header has one"
+    )
+    reference = classify_map(map_path, Cluster(RA0, DEC0, theta500_arcmin=2.5)).detection
+    code, out, err = run_main(["classify", str(path), *CLUSTER_ARGS, "--json"], capsys)
+    assert code == 0, err
+    assert [line for line in err.splitlines() if line.startswith("warning")] == [warning]
+    report = json.loads(out)
+    assert (report["ratio"], report["detected"]) == (reference.ratio, True)
+    assert report["components"] == []
+    assert report["components_skipped"] == (
+        f"{path}: no restoring beam (BMAJ/BMIN) in the map or image header"
+    )
+    code, out, err = run_main(["classify", str(path), *CLUSTER_ARGS], capsys)
+    assert code == 0, err
+    assert [line for line in err.splitlines() if line.startswith("warning")] == [warning]
+    lines = out.splitlines()
+    r_line = f"R            {reference.ratio:.4f}  (threshold 0.015, paper (Stuardi et al. 2024))"
+    assert r_line in lines
+    assert lines[-2:] == [
+        "decision     DIFFUSE EMISSION DETECTED",
+        "components   - (not catalogued: no restoring beam)",
+    ]
+
+
+def test_classify_image_without_a_beam_takes_the_maps(
+    map_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    header = fits.getheader(map_path)  # the map has a 20" beam, as from segment --beam
+    del header["BMAJ"], header["BMIN"]
+    header["BUNIT"] = "JY/BEAM"
+    fits.PrimaryHDU(np.full((200, 200), 1e-3, np.float32), header).writeto(tmp_path / "img.fits")
+    argv = ["classify", str(map_path), *CLUSTER_ARGS, "--image", str(tmp_path / "img.fits"),
+            "--json"]  # fmt: skip
+    code, out, err = run_main(argv, capsys)
+    assert code == 0, err
+    (component,) = json.loads(out)["components"]
+    beam_area = np.pi * 20 * 20 / (4 * np.log(2)) / 4.5**2
+    assert component["flux_jy"] == pytest.approx(749 * 1e-3 / beam_area, rel=1e-6)
+
+
+def test_classify_image_warnings_are_one_line_as_in_segment(
+    map_path: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    header = fits.getheader(map_path)
+    del header["BMAJ"], header["BMIN"]
+    header["BUNIT"] = "JY/BEAM"
+    table = fits.BinTableHDU.from_columns(
+        [fits.Column(name=k, format="1E", unit=unit, array=values)
+         for k, unit, values in (("BMAJ", "arcsec", [18.0, 20.0, 40.0]),
+                                 ("BMIN", "arcsec", [18.0, 20.0, 30.0]),
+                                 ("BPA", "deg", [0.0, 0.0, 0.0]))],
+        name="BEAMS",
+    )  # fmt: skip
+    image = tmp_path / "casa.fits"
+    hdu = fits.PrimaryHDU(np.full((200, 200), 1e-3, np.float32), header)
+    fits.HDUList([hdu, table]).writeto(image)
+    argv = ["classify", str(map_path), *CLUSTER_ARGS, "--image", str(image), "--threshold", "0.1"]
+    code, out, err = run_main(argv, capsys)
+    assert code == 0, err
+    assert err.splitlines() == [
+        f"warning: {image}: the BEAMS table has 3 different beams for a single-plane image; "
+        'using their median, BMAJ 20.00" BMIN 20.00" BPA 0.0 deg'
+    ]
+    assert "components   1 " in out
+
+
+def test_image_warnings_as_lines_leaves_other_warnings_alone(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.warns(DeprecationWarning, match="not ours"), image_warnings_as_lines():
+        warnings.warn("x.fits: a guess", ImageWarning, stacklevel=1)
+        warnings.warn("not ours", DeprecationWarning, stacklevel=1)
+    assert capsys.readouterr().err == "warning: x.fits: a guess\n"
 
 
 def test_classify_with_redshift_and_mass(

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from astropy.coordinates import FK4, SkyCoord
 from astropy.wcs import WCS
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -127,6 +128,27 @@ def test_sky_position_with_latitude_axis_first() -> None:
     (swapped,) = find(p.T, wcs=make_wcs(p.shape, swap=True), beam_area_pix=10.0)
     assert swapped.ra_deg == pytest.approx(normal.ra_deg, abs=1e-9)
     assert swapped.dec_deg == pytest.approx(normal.dec_deg, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("ctype", "frame"),
+    [(("RA---TAN", "DEC--TAN"), FK4(equinox="B1950")), (("GLON-TAN", "GLAT-TAN"), "galactic")],
+    ids=["fk4-b1950", "galactic"],
+)
+def test_sky_positions_are_icrs_whatever_the_maps_frame(
+    ctype: tuple[str, str], frame: object
+) -> None:
+    # The map's reference pixel is ICRS (150, 30), given in the map's own frame.
+    centre = SkyCoord(150.0, 30.0, unit="deg", frame="icrs").transform_to(frame)
+    wcs = make_wcs()
+    wcs.wcs.ctype = list(ctype)
+    wcs.wcs.crval = [centre.spherical.lon.deg, centre.spherical.lat.deg]
+    if ctype[0].startswith("RA"):
+        wcs.wcs.radesys, wcs.wcs.equinox = "FK4", 1950.0
+    p = np.zeros((200, 200))
+    p[95:105, 90:110] = 0.9  # centred on the reference pixel (99.5, 99.5)
+    (c,) = find(p, wcs=wcs, beam_area_pix=10.0)
+    assert (c.ra_deg, c.dec_deg) == (pytest.approx(150.0, abs=1e-8), pytest.approx(30.0, abs=1e-8))
 
 
 def test_float32_map() -> None:

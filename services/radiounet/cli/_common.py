@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +14,7 @@ from tqdm import tqdm
 
 from ..core.normalisation import PROFILES
 from ..core.segmentation import DEFAULT_BATCH_SIZE
+from ..io.fits_image import ImageWarning
 from ..workflows import Cluster
 
 if TYPE_CHECKING:
@@ -23,6 +26,7 @@ __all__ = [
     "add_model_option",
     "add_profile_option",
     "cluster_from_args",
+    "image_warnings_as_lines",
     "tile_progress",
     "warn_placeholder",
 ]
@@ -99,6 +103,25 @@ class tile_progress:
             self.bar.close()
 
 
+@contextmanager
+def image_warnings_as_lines() -> Iterator[None]:
+    """Print each :class:`ImageWarning` raised inside as one ``warning: ...`` line on stderr.
+
+    Other warnings go on as usual.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ImageWarning)
+        try:
+            yield
+        finally:  # an error after a warning: the warning still shows, before the error
+            for w in caught:
+                if issubclass(w.category, ImageWarning):
+                    print(f"warning: {w.message}", file=sys.stderr)
+    for w in caught:
+        if not issubclass(w.category, ImageWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
+
+
 def warn_placeholder(trained: bool) -> None:
     if not trained:
         print(
@@ -140,8 +163,10 @@ def add_cluster_options(parser: argparse.ArgumentParser, *, required: bool) -> N
     group = parser.add_argument_group(
         "cluster" + ("" if required else " (optional: draws the 2.2 R500 circle)")
     )
-    group.add_argument("--ra", type=float, required=required, help="cluster RA [deg]")
-    group.add_argument("--dec", type=float, required=required, help="cluster Dec [deg]")
+    group.add_argument("--ra", type=float, required=required, help="cluster RA, ICRS (J2000) [deg]")
+    group.add_argument(
+        "--dec", type=float, required=required, help="cluster Dec, ICRS (J2000) [deg]"
+    )
     group.add_argument("--z", type=float, default=None, help="redshift")
     group.add_argument("--m500", type=float, default=None, help="M500 [1e14 Msun]")
     group.add_argument("--theta500", type=float, default=None, help="R500 on the sky [arcmin]")

@@ -12,7 +12,12 @@ from ..core.detection import DEFAULT_RADIUS_R500, DEFAULT_THRESHOLD
 from ..io.probability_map import read_probability_map
 from ..model.threshold import DecisionThreshold, threshold_for_map
 from ..workflows import Classification, classify_map
-from ._common import add_cluster_options, add_model_option, cluster_from_args
+from ._common import (
+    add_cluster_options,
+    add_model_option,
+    cluster_from_args,
+    image_warnings_as_lines,
+)
 
 __all__ = ["format_report", "register", "report_dict", "run"]
 
@@ -71,6 +76,9 @@ def format_report(result: Classification, threshold_source: str | None = None) -
     ]
     if result.placeholder_model:
         lines.append("warning      map made with placeholder (untrained) weights")
+    if result.components_skipped is not None:
+        lines.append("components   - (not catalogued: no restoring beam)")
+        return "\n".join(lines)
     lines.append(f"components   {len(result.components)} (p > 0.5, >= 1 beam)")
     if result.components:
         lines.append(
@@ -106,16 +114,24 @@ def run(args: argparse.Namespace) -> int:
         threshold, note = threshold_for_map(prob.header, args.model)
         if note is not None:
             print(f"note: {note}; using the {threshold.source} threshold", file=sys.stderr)
-    result = classify_map(
-        prob,
-        cluster,
-        image_path=args.image,
-        bunit=args.bunit,
-        threshold=threshold.value,
-        radius_r500=args.radius,
-    )
+    with image_warnings_as_lines():
+        result = classify_map(
+            prob,
+            cluster,
+            image_path=args.image,
+            bunit=args.bunit,
+            threshold=threshold.value,
+            radius_r500=args.radius,
+        )
     if result.coverage_warning is not None:
         print(f"warning: {result.coverage_warning}", file=sys.stderr)
+    if result.components_skipped is not None:
+        print(
+            f"warning: no component catalogue: {result.components_skipped}; segment the image "
+            "again with --beam BMAJ_ARCSEC[,BMIN_ARCSEC[,BPA_DEG]] to write one into the map, "
+            "or give an --image whose header has one",
+            file=sys.stderr,
+        )
     if args.json:
         print(json.dumps(report_dict(result, threshold), indent=2))
     else:

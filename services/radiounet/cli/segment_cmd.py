@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from ..core.detection import DEFAULT_RADIUS_R500
 from ..core.normalisation import get_profile
 from ..core.segmentation import DEFAULT_BATCH_SIZE
 from ..io.fits_image import Beam, ImageWarning, read_image
@@ -21,6 +22,7 @@ from ._common import (
     add_model_option,
     add_profile_option,
     cluster_from_args,
+    image_warnings_as_lines,
     tile_progress,
     warn_placeholder,
 )
@@ -77,6 +79,18 @@ def parse_beam(text: str) -> Beam:
     return Beam(bmaj / 3600, bmin / 3600, values[2] if len(values) > 2 else 0.0)
 
 
+def _misses(xy: tuple[float, float], radius: float, shape: tuple[int, ...]) -> bool:
+    """Whether the circle lies entirely outside an image of ``shape`` (pixel edges at -0.5).
+
+    >>> _misses((-10.0, 5.0), 9.0, (10, 10)), _misses((-10.0, 5.0), 10.0, (10, 10))
+    (True, False)
+    """
+    ny, nx = shape
+    dx = max(-0.5 - xy[0], 0.0, xy[0] - (nx - 0.5))
+    dy = max(-0.5 - xy[1], 0.0, xy[1] - (ny - 0.5))
+    return math.hypot(dx, dy) > radius
+
+
 def save_quicklook(
     png: Path, image_path: Path, map_path: Path, *, bunit: str | None, cluster: Cluster | None
 ) -> None:
@@ -84,6 +98,15 @@ def save_quicklook(
     image = read_image(image_path, bunit=bunit)
     prob = read_probability_map(map_path)
     circle_xy, radius = aperture_on_map(prob.wcs, cluster) if cluster else (None, None)
+    if circle_xy is not None and radius is not None and _misses(circle_xy, radius, prob.data.shape):
+        print(
+            f"warning: {png}: the {DEFAULT_RADIUS_R500:g} R500 circle (centre at pixel (x, y) = "
+            f"({circle_xy[0]:.1f}, {circle_xy[1]:.1f}), radius {radius:.1f} px) lies entirely "
+            f"outside the {prob.data.shape[1]} x {prob.data.shape[0]} px image, so it is not "
+            "drawn (--ra/--dec are ICRS degrees)",
+            file=sys.stderr,
+        )
+        circle_xy, radius = None, None
     write_quicklook(
         png,
         image.data * image.scale,
@@ -106,11 +129,8 @@ def run(args: argparse.Namespace) -> int:
     if args.png is not None and args.png.exists() and not args.overwrite:
         raise FileExistsError(f"{args.png} exists (use --overwrite to replace it)")
     # Read and check the input before the (slow) model load.
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ImageWarning)
+    with image_warnings_as_lines():
         image = read_image(args.image, bunit=args.bunit)
-    for w in caught:
-        print(f"warning: {w.message}", file=sys.stderr)
     if args.beam is not None:
         image = dataclasses.replace(image, beam=args.beam)
     image.scale_to(profile.unit)

@@ -15,6 +15,7 @@ a threshold (0.5 by default) that covers at least one beam. Conventions:
   (:func:`radiounet.core.noise.flux_uncertainty_jy`) and ``snr`` their ratio,
   the significance of the component in the image (false components of the
   network are mostly of low significance);
+* sky positions are ICRS (J2000) RA/Dec in degrees, whatever the map's frame;
 * distances from the cluster centre are in units of R500.
 """
 
@@ -33,6 +34,7 @@ from scipy import ndimage
 
 from .cosmology import kpc_per_arcmin
 from .noise import flux_uncertainty_jy, robust_rms
+from .sky import pixel_to_icrs
 
 __all__ = ["DEFAULT_COMPONENT_THRESHOLD", "Component", "find_components"]
 
@@ -66,7 +68,8 @@ class Component:
     x, y : float
         Probability-weighted centroid, 0-based pixel coordinates (``x`` = column).
     ra_deg, dec_deg : float
-        Centroid on the sky, degrees.
+        Centroid on the sky: ICRS (J2000) RA and Dec in degrees, whatever the
+        map's frame (FK4 B1950, galactic, ...) and axis order.
     area_arcmin2 : float
         Area in arcmin^2.
     area_kpc2 : float or None
@@ -150,7 +153,8 @@ def find_components(
     probability : array_like
         2-D probability map; NaN (blanked) pixels never belong to a component.
     wcs : astropy.wcs.WCS, keyword-only
-        2-D celestial WCS of the map.
+        2-D celestial WCS of the map, in a frame astropy relates to ICRS
+        (equatorial ICRS/FK5/FK4, or galactic).
     beam_area_pix : float, keyword-only
         Beam area in pixels (see :func:`radiounet.core.units.beam_area_pixels`).
     threshold : float, keyword-only
@@ -179,7 +183,8 @@ def find_components(
     Raises
     ------
     ValueError
-        If an argument is out of range or the shapes disagree.
+        If an argument is out of range, the shapes disagree, or the WCS's
+        frame cannot be related to ICRS.
 
     Examples
     --------
@@ -334,8 +339,5 @@ def find_components(
 def _sky(
     wcs: WCS, x: NDArray[np.float64], y: NDArray[np.float64]
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """RA and Dec (degrees) of pixel positions, whatever the order of the WCS axes."""
-    world = wcs.pixel_to_world_values(x, y)
-    return np.asarray(world[wcs.wcs.lng], dtype=np.float64), np.asarray(
-        world[wcs.wcs.lat], dtype=np.float64
-    )
+    """ICRS RA and Dec (degrees) of pixel positions, whatever the WCS's frame and axis order."""
+    return pixel_to_icrs(wcs, x, y)

@@ -135,6 +135,7 @@ def test_row_of_a_cluster() -> None:
         "centre_xy": [479.5, 480.0],
         "n_pixels": 31_000,
         "fraction_in_image": 1.0,
+        "fraction_valid": 31_000 / 31_100,  # the whole 99.5 px circle holds 31 100 pixels
     }
     assert r["placeholder_model"] is False
     assert r["n_components"] == 2
@@ -239,6 +240,18 @@ def test_results_table_flattens_rows() -> None:
     assert first["classified_utc"] == "2023-11-14T22:14:20.000Z"
     assert second["pointing_id"] == "field-2"
     assert (second["has_cluster"], second["ratio"], second["cluster"]) == (False, None, None)
+
+
+def test_results_table_gives_the_share_of_the_aperture_on_valid_pixels() -> None:
+    at = RESULT_COLUMNS.index("aperture_in_image")
+    assert RESULT_COLUMNS[at : at + 2] == ("aperture_in_image", "aperture_valid")
+    (flat,) = results_table([row()])
+    assert (flat["aperture_in_image"], flat["aperture_valid"]) == (1.0, 31_000 / 31_100)
+    (record,) = csv.DictReader(io.StringIO(to_csv([row()])))
+    assert (record["aperture_in_image"], record["aperture_valid"]) == ("1.0", "0.9967845659163987")
+    # Rows stored before the column existed leave it empty.
+    (old,) = results_table([{"pointing_id": "p1", "aperture": {"fraction_in_image": 0.5}}])
+    assert (old["aperture_in_image"], old["aperture_valid"]) == (0.5, None)
 
 
 def test_results_table_tolerates_missing_fields() -> None:

@@ -534,6 +534,17 @@ def test_results_table_shows_the_aperture_in_the_image() -> None:
     assert as_json["aperture_in_image"] == 0.118
 
 
+def test_results_carry_the_share_of_the_aperture_on_valid_pixels() -> None:
+    halo = {**HALO_ROW, "aperture": {"fraction_in_image": 1.0, "fraction_valid": 0.75}}
+    lines = format_results([halo], "table").splitlines()
+    assert lines[0].split() == [heading for heading, _ in TABLE_COLUMNS]  # the table as before
+    assert lines[1].split()[7:10] == ["yes", "100%", "2"]  # diffuse, aperture, comps
+    (record,) = csv.DictReader(io.StringIO(format_results([halo], "csv")))
+    assert (record["aperture_in_image"], record["aperture_valid"]) == ("1.0", "0.75")
+    (as_json,) = json.loads(format_results([halo], "json"))
+    assert (as_json["aperture_in_image"], as_json["aperture_valid"]) == (1.0, 0.75)
+
+
 def test_results_notes_say_what_the_rows_leave_out() -> None:
     gone = [derive_status(p, [f"dead-letters/{p}/fetcher.json"]) for p in ("g1", "g2")]
     stale = derive_status(

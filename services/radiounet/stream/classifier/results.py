@@ -16,7 +16,9 @@ A row (``schema_version`` 1; fields are only ever added)::
     has_cluster        false: no ratio, no decision (null below)
     ratio, threshold, diffuse
     threshold_source   where the threshold came from (given, calibrated for a version, the paper's)
-    aperture           {radius_r500, radius_pix, centre_xy, n_pixels, fraction_in_image} or null
+    aperture           {radius_r500, radius_pix, centre_xy, n_pixels, fraction_in_image,
+                        fraction_valid} or null (fraction_valid: the share of the aperture on
+                        valid pixels, in the image and not blanked; absent from older rows)
     placeholder_model  true if the map says it was made with untrained weights
     n_components, components   (see radiounet.core.components.Component)
     map_key, quicklook_key, cutout_key, correlation_id
@@ -78,6 +80,7 @@ RESULT_COLUMNS = (
     "aperture_r500",
     "aperture_pixels",
     "aperture_in_image",
+    "aperture_valid",
     "n_components",
     "model",
     "model_version",
@@ -195,6 +198,7 @@ def result_row(
                 "centre_xy": c["centre_xy"],
                 "n_pixels": c["n_pixels"],
                 "fraction_in_image": c["fraction_in_image"],
+                "fraction_valid": c["fraction_valid"],
             },
             placeholder_model=c["placeholder_model"],
         )
@@ -261,6 +265,7 @@ def results_table(rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "aperture_r500": aperture.get("radius_r500"),
             "aperture_pixels": aperture.get("n_pixels"),
             "aperture_in_image": aperture.get("fraction_in_image"),
+            "aperture_valid": aperture.get("fraction_valid"),
             "n_components": row.get("n_components"),
             "model": model.get("name"),
             "model_version": model.get("version"),

@@ -184,6 +184,10 @@ class ClassifierStage:
                     threshold=decision.value,
                     radius_r500=self.radius_r500,
                 )
+                if result.components_skipped is not None:  # a row always has its catalogue
+                    raise InvalidImageError(
+                        f"{result.components_skipped}; the component catalogue needs it"
+                    )
                 return result, ()
             except ValueError as exc:  # InvalidImageError included
                 # Name the objects, not the temporary files.
