@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from astropy.wcs import WCS
 from scipy.ndimage import gaussian_filter
 
 from radiounet.cli import simulate_cmd
+from radiounet.cli.main import main
 from radiounet.core.units import beam_area_pixels
 from radiounet.io.fits_image import read_image
 from radiounet.simulate import dataset
@@ -244,10 +246,144 @@ def test_resume_recomputes_only_the_missing_field(made: Path, tmp_path: Path) ->
 
 
 def test_an_existing_dataset_needs_resume_and_the_same_seed(made: Path) -> None:
-    with pytest.raises(FileExistsError, match="resume"):
-        make(made.parent)
-    with pytest.raises(ValueError, match="another dataset"):
-        make(made.parent, seed=12, resume=True)
+    out = made.parent
+    with pytest.raises(FileExistsError) as refused:
+        make(out)
+    assert str(refused.value) == (
+        f"{out} already holds a dataset; use --resume to complete it, or a new folder"
+    )
+    with pytest.raises(ValueError, match="--seed 12 where it has 11"):
+        make(out, seed=12, resume=True)
+
+
+HELD_OUT = (
+    "Test fields stay held out, so more fields make a new dataset: simulate them into another "
+    "folder with another --seed (train and evaluate accept several --data folders)"
+)
+
+
+FEWER = "--test-fraction 0.1 (0 test of 4 fields) where it has 1 test (--test-fraction 0.25)"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "differs"),
+    [
+        ({"n_fields": 6}, "--fields 6 where it has 4"),
+        # Fewer fields would have listed only f0000 and left f0001-f0003 unlisted on disk.
+        ({"n_fields": 1}, "--fields 1 where it has 4"),
+        (
+            {"test_fraction": 0.5},
+            "--test-fraction 0.5 (2 test of 4 fields) where it has 1 test (--test-fraction 0.25)",
+        ),
+        ({"test_fraction": 0.1}, FEWER),
+        ({"seed": 12, "n_fields": 5}, "--seed 12 where it has 11; --fields 5 where it has 4"),
+        (
+            {"setup": dataclasses.replace(SMALL, name="other")},
+            "--setup other where it has test-small",
+        ),
+    ],
+    ids=["more-fields", "fewer-fields", "more-test", "no-test", "seed", "setup"],
+)
+def test_resume_refuses_another_split_and_leaves_the_dataset_as_it_was(
+    tmp_path: Path, kwargs: dict[str, Any], differs: str
+) -> None:
+    out = tmp_path / "ds"
+    manifest = make(out)
+    before = {p.name: p.read_bytes() for p in [manifest, *(out / "fields").iterdir()]}
+    with pytest.raises(ValueError) as refused:
+        make(out, resume=True, **kwargs)
+    assert str(refused.value) == (
+        f"{out} holds a dataset of 4 fields (1 test, seed 11, set-up test-small) that --resume "
+        f"only completes, and this run has {differs}. {HELD_OUT}"
+    )
+    assert {p.name: p.read_bytes() for p in [manifest, *(out / "fields").iterdir()]} == before
+    # The same options complete it, with the same held-out field.
+    manifest = make(out, resume=True, test_fraction=0.3)  # round(0.3 x 4) = 1: the same split
+    assert [f["id"] for f in load(manifest)["fields"] if f["split"] == "test"] == ["f0002"]
+
+
+def test_a_fresh_dataset_keeps_the_split_it_always_had() -> None:
+    # The test fields the code gave before resume was made strict (commit a2e6454): datasets
+    # already written, such as out/sim/lowres (240 fields, seed 1), keep their held-out fields.
+    expected = {
+        (4, 11, 0.25): ["f0002"],
+        (6, 11, 0.25): ["f0003", "f0005"],
+        (10, 0, 0.1): ["f0007"],
+        (24, 0, 0.1): ["f0003", "f0022"],
+        (7, 3, 0.3): ["f0001", "f0006"],
+        (40, 5, 0.1): ["f0008", "f0015", "f0018", "f0031"],
+        (1, 0, 0.1): [],
+        (240, 1, 0.1): [
+            "f0014", "f0025", "f0036", "f0045", "f0048", "f0070", "f0081", "f0088", "f0090",
+            "f0102", "f0103", "f0105", "f0118", "f0122", "f0137", "f0150", "f0151", "f0160",
+            "f0169", "f0205", "f0207", "f0209", "f0230", "f0236",
+        ],
+    }  # fmt: skip
+    for (n, seed, fraction), ids in expected.items():
+        plan = field_plan(n, seed, test_fraction=fraction)
+        assert [t.field_id for t in plan if t.split == "test"] == ids, (n, seed, fraction)
+
+
+def test_an_interrupted_run_resumes_only_with_its_own_split(tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    done: list[int] = []
+
+    def failing_observe(sky: np.ndarray, setup: Any, **kwargs: Any) -> Observation:
+        if len(done) == 2:
+            raise RuntimeError("node lost")
+        done.append(1)
+        return fake_observe(sky, setup, **kwargs)
+
+    with pytest.raises(RuntimeError, match="node lost"):
+        make(out, observe_fn=failing_observe)  # f0000 and f0001 complete, both train
+    # --test-fraction 0.5 would make f0001 a test field.
+    with pytest.raises(ValueError) as refused:
+        make(out, resume=True, test_fraction=0.5)
+    assert str(refused.value) == (
+        f"{out / 'fields' / 'f0001.json'}: f0001 was simulated as a 'train' field and this "
+        "run's --fields and --test-fraction make it 'test': resume with those of the "
+        "interrupted run"
+    )
+    with pytest.raises(ValueError) as refused:
+        make(out, resume=True, n_fields=1)
+    assert str(refused.value) == (
+        f"{out / 'fields'} holds fields that --fields 1 leaves out (f0001): resume with the "
+        "--fields of the interrupted run"
+    )
+    assert json.loads((out / "fields" / "f0001.json").read_text())["field"]["split"] == "train"
+    assert load(make(out, resume=True))["fields"][2]["split"] == "test"
+
+
+def test_an_unusable_out_folder_is_refused_before_any_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_observe(*args: Any, **kwargs: Any) -> Observation:
+        raise AssertionError("simulated a field into an unusable folder")
+
+    plain = tmp_path / "plainfile"
+    plain.write_text("x\n")
+    with pytest.raises(ValueError) as refused:
+        make(plain, observe_fn=no_observe)
+    assert str(refused.value) == f"{plain} is a file, not a dataset folder"
+    with pytest.raises(ValueError) as refused:
+        make(plain / "sub", observe_fn=no_observe)
+    assert str(refused.value) == (
+        f"cannot write the dataset into {plain / 'sub'}: Not a directory "
+        f"({plain / 'sub' / 'fields'})"
+    )
+
+    # A read-only folder (chmod does not stop root, who runs these tests in CI: fake it).
+    def read_only(self: Path, *args: Any, **kwargs: Any) -> None:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "touch", read_only)
+    ro = tmp_path / "ro"
+    with pytest.raises(ValueError) as refused:
+        make(ro, observe_fn=no_observe)
+    assert str(refused.value) == (
+        f"cannot write the dataset into {ro}: Permission denied "
+        f"({ro / f'.write-test.tmp{os.getpid()}'})"
+    )
 
 
 def test_an_interrupted_run_leaves_no_manifest_and_resumes(tmp_path: Path) -> None:
@@ -332,7 +468,52 @@ def test_cli_writes_a_dataset_and_reports_seconds_per_field(
     assert fits.getdata(out / m["fields"][0]["image"]).shape == (960, 960)
     with pytest.raises(FileExistsError):
         run_cli([*argv, "--seed", "4", "--workers", "1"])
-    assert run_cli([*argv, "--seed", "4", "--workers", "1", "--resume"]) == 0
+    resume = [*argv, "--seed", "4", "--workers", "1", "--test-fraction", "0.5", "--resume"]
+    assert run_cli(resume) == 0
+
+
+def test_cli_errors_are_one_line_with_status_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(dataset, "observe", fake_observe)
+    out = tmp_path / "cli"
+    argv = ["simulate", "--setup", "lotss-dr2-lowres", "--out", str(out), "--workers", "1"]
+    assert main([*argv, "--fields", "2", "--seed", "4", "--test-fraction", "0.5"]) == 0
+    capsys.readouterr()
+    assert main([*argv, "--fields", "3", "--seed", "4", "--test-fraction", "0.5", "--resume"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        f"radiounet simulate: error: {out} holds a dataset of 2 fields (1 test, seed 4, set-up "
+        "lotss-dr2-lowres) that --resume only completes, and this run has --fields 3 where it "
+        f"has 2. {HELD_OUT}\n"
+    )
+    plain = tmp_path / "plainfile"
+    plain.write_text("x\n")
+    assert (
+        main(["simulate", "--setup", "lotss-dr2-lowres", "--fields", "1", "--out", str(plain)]) == 2
+    )
+    assert capsys.readouterr().err == (
+        f"radiounet simulate: error: {plain} is a file, not a dataset folder\n"
+    )
+
+
+def test_cli_warns_of_no_test_field_and_says_when_nothing_is_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(dataset, "observe", fake_observe)
+    out = tmp_path / "one"
+    argv = ["simulate", "--setup", "lotss-dr2-lowres", "--fields", "1", "--out", str(out)]
+    assert run_cli([*argv, "--workers", "2"]) == 0
+    printed = capsys.readouterr()
+    assert printed.err.splitlines()[0] == (
+        f"warning: {out} gets no test field (--test-fraction 0.1 of 1 field rounds to 0); "
+        "evaluate needs held-out fields from another dataset"
+    )
+    assert printed.out.splitlines()[1].endswith(" s wall with 1 worker(s) for 1 field(s)")
+    assert run_cli([*argv, "--resume"]) == 0
+    assert capsys.readouterr().out.splitlines()[1] == (
+        "nothing left to simulate: all fields were already complete"
+    )
 
 
 def test_cli_setup_choices_are_the_known_setups() -> None:

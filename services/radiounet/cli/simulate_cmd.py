@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,7 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..simulate.dataset import simulate_dataset  # the simulator: import only when needed
+    from ..simulate.dataset import FieldTask, simulate_dataset  # import only when needed
     from ..simulate.setups import get_setup
 
     if args.fields < 1:
@@ -61,6 +62,19 @@ def run(args: argparse.Namespace) -> int:
     if workers < 1:
         raise ValueError(f"--workers must be at least 1, got {args.workers!r}")
     setup = get_setup(args.setup)
+    computed: list[FieldTask] = []
+
+    def on_start(plan: list[FieldTask], todo: list[FieldTask]) -> None:
+        computed.extend(todo)
+        if not any(task.split == "test" for task in plan):
+            # Said now, not when evaluate finds no test field after the whole run.
+            print(
+                f"warning: {args.out} gets no test field (--test-fraction "
+                f"{args.test_fraction:g} of {len(plan)} field{'s' * (len(plan) > 1)} rounds "
+                "to 0); evaluate needs held-out fields from another dataset",
+                file=sys.stderr,
+            )
+
     start = time.perf_counter()
     manifest_path = simulate_dataset(
         args.out,
@@ -71,17 +85,22 @@ def run(args: argparse.Namespace) -> int:
         workers=workers,
         progress=True,
         resume=args.resume,
+        on_start=on_start,
     )
     wall = time.perf_counter() - start
     fields = json.loads(manifest_path.read_text(encoding="utf-8"))["fields"]
     n_test = sum(f["split"] == "test" for f in fields)
-    per_field = sum(f["seconds"] for f in fields) / len(fields)
     print(
         f"wrote {manifest_path} ({len(fields)} fields of {setup.image_size}x{setup.image_size} "
         f"px, {n_test} test, set-up {setup.name})"
     )
+    if not computed:  # a resume of a complete dataset: no timing to report
+        print("nothing left to simulate: all fields were already complete")
+        return 0
+    ids = {task.field_id for task in computed}
+    per_field = sum(f["seconds"] for f in fields if f["id"] in ids) / len(ids)
     print(
         f"{per_field:.1f} s per field (sky + observation, one worker); "
-        f"{wall:.1f} s wall with {workers} worker(s)"
+        f"{wall:.1f} s wall with {min(workers, len(ids))} worker(s) for {len(ids)} field(s)"
     )
     return 0

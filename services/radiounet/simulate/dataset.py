@@ -18,7 +18,9 @@ files carry no time stamps, so two runs give byte-identical files. Only
 Robustness: every file is written to a temporary name and renamed, the
 per-field sidecar after the four images, and the manifest only when all
 fields exist, so an interrupted run never leaves a manifest pointing at
-missing files; ``resume=True`` keeps the fields already complete.
+missing files; ``resume=True`` keeps the fields already complete and only
+completes the same dataset: it never changes a field's split (held-out test
+fields stay held out).
 
 Manifest size: a field holds ~8,600 compact sources (0.1 mJy-1 Jy over
 1.2 deg^2). The manifest lists every diffuse source and extended radio galaxy,
@@ -489,11 +491,88 @@ def _completed_entry(
             f"{sidecar}: field made with set-up {made_with[0]!r} and seed {made_with[1]!r}, "
             f"this run needs {setup.name!r} and {task.seed!r}: the folder holds another dataset"
         )
-    # The split depends on test_fraction, not on the field's content: follow this run's.
+    # Never re-split: a held-out test field that moved into train would leak into training.
     if entry.get("split") != task.split:
-        entry["split"] = task.split
-        _write_json(sidecar, {**payload, "field": entry})
+        raise ValueError(
+            f"{sidecar}: {task.field_id} was simulated as a {entry.get('split')!r} field and "
+            f"this run's --fields and --test-fraction make it {task.split!r}: resume with "
+            "those of the interrupted run"
+        )
     return dict(entry)
+
+
+def _check_resume(
+    out: Path, setup: ObservationSetup, seed: int, test_fraction: float, plan: list[FieldTask]
+) -> None:
+    """Refuse a resume that would make another dataset than the one already in ``out``.
+
+    The test split follows from the number of fields, the test count and the seed
+    (:func:`field_plan`), so another value of any of them would move held-out test
+    fields into training and back, and fewer fields would leave some unlisted: a
+    resume only completes the dataset its manifest (or, after an interruption, its
+    fields) describes. The messages name the ``radiounet simulate`` options.
+    """
+    manifest_path = out / "manifest.json"
+    if not manifest_path.exists():
+        # Interrupted before the manifest: _completed_entry checks each field's seed and
+        # split; a field this run would not list must not be left behind unlisted.
+        ids = {task.field_id for task in plan}
+        extra = sorted(p.stem for p in (out / "fields").glob("*.json") if p.stem not in ids)
+        if extra:
+            raise ValueError(
+                f"{out / 'fields'} holds fields that --fields {len(plan)} leaves out "
+                f"({', '.join(extra)}): resume with the --fields of the interrupted run"
+            )
+        return
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        name, made_seed = manifest["setup"]["name"], manifest["seed"]
+        splits = [f["split"] for f in manifest["fields"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{manifest_path}: unreadable manifest ({exc})") from exc
+    n, n_test = len(splits), splits.count("test")
+    differs = []
+    if setup.name != name:
+        differs.append(f"--setup {setup.name} where it has {name}")
+    if seed != made_seed:
+        differs.append(f"--seed {seed} where it has {made_seed}")
+    if len(plan) != n:
+        differs.append(f"--fields {len(plan)} where it has {n}")
+    # The manifest keeps the test count, not the fraction: n_test / n reproduces the split.
+    if round(test_fraction * n) != n_test:
+        differs.append(
+            f"--test-fraction {test_fraction:g} ({round(test_fraction * n)} test of {n} fields) "
+            f"where it has {n_test} test (--test-fraction {n_test / n:g})"
+        )
+    if differs:
+        raise ValueError(
+            f"{out} holds a dataset of {n} fields ({n_test} test, seed {made_seed}, set-up "
+            f"{name}) that --resume only completes, and this run has {'; '.join(differs)}. "
+            "Test fields stay held out, so more fields make a new dataset: simulate them "
+            "into another folder with another --seed (train and evaluate accept several "
+            "--data folders)"
+        )
+
+
+def _prepare_folder(out: Path) -> Path:
+    """Create ``out/fields`` and check both take files: now, not after hours of simulation."""
+    fields_dir = out / "fields"
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file, not a dataset folder")
+    try:
+        fields_dir.mkdir(parents=True, exist_ok=True)
+        for folder in (out, fields_dir):
+            probe = folder / f".write-test.tmp{os.getpid()}"  # if left: the stale glob below
+            probe.touch()
+            probe.unlink()
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise ValueError(
+            f"cannot write the dataset into {out}: {exc.strerror or exc}{where}"
+        ) from None
+    for stale in fields_dir.glob(".*.tmp*"):  # left by an interrupted run
+        stale.unlink()
+    return fields_dir
 
 
 def simulate_dataset(
@@ -507,6 +586,7 @@ def simulate_dataset(
     progress: bool = True,
     observe_fn: ObserveFn | None = None,
     resume: bool = False,
+    on_start: Callable[[list[FieldTask], list[FieldTask]], None] | None = None,
 ) -> Path:
     """Simulate ``n_fields`` fields into ``out_dir`` and write its manifest; return its path.
 
@@ -532,7 +612,13 @@ def simulate_dataset(
         it must be picklable (a module-level function).
     resume : bool, keyword-only
         Keep the fields already complete in ``out_dir`` (four images and sidecar,
-        made with the same set-up and seed) and simulate only the others.
+        made with the same set-up and seed) and simulate only the others. A
+        dataset with a manifest is only completed: ``n_fields``, the test count
+        that ``test_fraction`` gives, ``seed`` and ``setup`` must be its own, so
+        no field ever changes split.
+    on_start : callable, keyword-only
+        Called as ``on_start(plan, todo)`` once the folder is checked, before any
+        field is simulated: all fields, and those this run simulates.
 
     Returns
     -------
@@ -544,7 +630,8 @@ def simulate_dataset(
     FileExistsError
         If ``out_dir`` already holds a dataset and ``resume`` is false.
     ValueError
-        If an argument is out of range, or ``resume`` finds fields of another dataset.
+        If an argument is out of range, ``out_dir`` cannot take the files, or
+        ``resume`` finds another dataset (or another split) than this run's.
     """
     setup = _resolve_setup(setup)
     plan = field_plan(n_fields, seed, test_fraction=test_fraction)
@@ -558,11 +645,11 @@ def simulate_dataset(
         manifest_path.exists() or (fields_dir.is_dir() and any(fields_dir.iterdir()))
     ):
         raise FileExistsError(
-            f"{out} already holds a dataset; use resume to complete it, or a new folder"
+            f"{out} already holds a dataset; use --resume to complete it, or a new folder"
         )
-    fields_dir.mkdir(parents=True, exist_ok=True)
-    for stale in fields_dir.glob(".*.tmp*"):  # left by an interrupted run
-        stale.unlink()
+    if resume and out.is_dir():
+        _check_resume(out, setup, int(seed), test_fraction, plan)
+    fields_dir = _prepare_folder(out)
 
     entries: dict[str, dict[str, Any]] = {}
     todo: list[FieldTask] = []
@@ -572,6 +659,8 @@ def simulate_dataset(
             todo.append(task)
         else:
             entries[task.field_id] = done
+    if on_start is not None:
+        on_start(plan, todo)
 
     bar = tqdm(
         total=len(plan),

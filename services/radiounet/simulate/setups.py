@@ -6,11 +6,24 @@ Two named set-ups (:data:`SETUPS`):
     The resolution of the paper's training images (Stuardi et al. 2024, Sec. 4):
     2000 x 2000 pixels of 2" (1.1 deg), an 8 h Dutch HBA track, Briggs robust
     -0.5, which gives the paper's ~6" beam (its WSClean run, at robust 0, got
-    5.9" x 5.1"; see the comment in :data:`SETUPS`), LoTSS-DR2's 83 uJy/beam.
+    5.9" x 5.1"; see the comment in :data:`SETUPS`), LoTSS-DR2's 83 uJy/beam
+    of thermal noise.
 ``lotss-dr2-lowres``
     The LoTSS-DR2 low-resolution images Radio U-Net is applied to (paper Sec. 3
     and 6): 960 x 960 pixels of 4.5" (1.2 deg), a ~20" restoring beam reached
-    with a uv cut and a Gaussian taper, ~95 uJy/beam rms.
+    with a uv cut and a Gaussian taper, 95 uJy/beam of thermal noise.
+
+Noise: ``rms_jy_beam`` is the thermal part alone, and exact: the visibility
+noise is scaled with the set-up's own Briggs and taper weights, and noise alone
+images to 95.0 uJy/beam (lotss-dr2-lowres) and 83.0 (paper-6arcsec). The
+fields' measured rms (the manifest's per-field ``rms_jy_beam``, the robust rms
+of the residual) is higher: the primary-beam correction raises it by ~5 % over
+the field; the emission CLEAN leaves below its 5-sigma threshold (mostly the
+~9,000 compact sources of 0.1-0.475 mJy a field) adds 76-85 uJy/beam in
+quadrature at 20" (32 at 6"); the gain errors' artefacts add 70-81 (43). (Three
+lotss-dr2-lowres fields and one paper-6arcsec field.) lotss-dr2-lowres fields
+measure 129-184 uJy/beam, median 146 (240 fields, seed 1), paper-6arcsec
+101-106 (3 fields).
 
 Set-ups are frozen; derive variants with :func:`dataclasses.replace`.
 """
@@ -65,7 +78,8 @@ class ObservationSetup:
         Briggs robustness, -2 (about uniform) to 2 (about natural).
     rms_jy_beam : float
         Thermal noise of the image in Jy/beam: the visibility noise is scaled
-        so that noise alone, imaged with these weights, has this rms.
+        so that noise alone, imaged with these weights, has this rms. The
+        images' measured rms is higher (see "Noise" above).
     clean_threshold_sigma : float
         CLEAN stops at this many ``rms_jy_beam`` (the thermal rms, not one
         measured on the residual) ...
