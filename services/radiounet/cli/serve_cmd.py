@@ -149,6 +149,21 @@ def _stage(args: argparse.Namespace, settings: Any, store: Any) -> Any:
     return stage
 
 
+def _start_telemetry(health: Any, settings: Any) -> Any:
+    """Start the /metrics and /healthz server; a port it cannot bind is a ValueError."""
+    from ..stream.telemetry import TelemetryServer
+
+    try:
+        server = TelemetryServer(health, host=settings.metrics_host, port=settings.metrics_port)
+    except OSError as exc:
+        raise ValueError(
+            f"cannot serve metrics and health on {settings.metrics_host}:"
+            f"{settings.metrics_port}: {exc.strerror or exc}; choose another port with "
+            "--metrics-port or RADIOUNET_METRICS_PORT (0 = any free port)"
+        ) from None
+    return server.start()
+
+
 def run(args: argparse.Namespace) -> int:
     if args.stage == "model-server":
         from ..stream.model_server.server import main as model_server_main
@@ -158,17 +173,20 @@ def run(args: argparse.Namespace) -> int:
     from ..stream.object_store import ObjectStore
     from ..stream.runner import StageRunner
     from ..stream.settings import settings_from
-    from ..stream.telemetry import Health, TelemetryServer
+    from ..stream.telemetry import Health
 
     settings = settings_from(args)
     _configure_logging(settings.log_level, args.stage)
     log = logging.getLogger("radiounet.serve")
-    store = ObjectStore.from_settings(settings)
-    stage = _stage(args, settings, store)
     health = Health()
-    telemetry = TelemetryServer(
-        health, host=settings.metrics_host, port=settings.metrics_port
-    ).start()
+    # Bound first: a port in use is one clear error before any connection is made.
+    telemetry = _start_telemetry(health, settings)
+    try:
+        store = ObjectStore.from_settings(settings)
+        stage = _stage(args, settings, store)
+    except BaseException:
+        telemetry.close()
+        raise
     log.info("%s: metrics and health on port %d; %r", args.stage, telemetry.port, settings)
     try:
         StageRunner(stage, settings, store=store, health=health).run()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +31,21 @@ from .stack_state import (
     load_state,
     save_state,
     stack_alive,
+    state_path,
+    terminate_component,
     terminate_stack,
 )
 
-__all__ = ["SERVICES", "LocalStack", "StackConfig", "existing_alive", "stop_stack"]
+__all__ = [
+    "SERVICES",
+    "LocalStack",
+    "StackConfig",
+    "existing_alive",
+    "is_service",
+    "recorded_options",
+    "restart_services",
+    "stop_stack",
+]
 
 #: The pipeline's own services, in data-flow order.
 SERVICES = ("fetcher", "tiler", "reassembler", "classifier")
@@ -80,9 +91,86 @@ class StackConfig:
     log_level: str = "INFO"
     stop_at_exit: bool = True
 
+    def options(self) -> dict[str, Any]:
+        """What ``radiounet stack up`` chose: recorded in ``stack.json`` to restart alike."""
+        return {
+            "source": self.source,
+            "source_args": list(self.source_args),
+            "tilers": self.tilers,
+            "model_repo": str(Path(self.model_repo).resolve()),
+        }
+
+    @classmethod
+    def from_options(
+        cls, data_dir: Path | str, options: dict[str, Any], **kwargs: Any
+    ) -> StackConfig:
+        """The configuration :meth:`options` recorded (other fields: defaults or ``kwargs``)."""
+        return cls(
+            data_dir=Path(data_dir),
+            model_repo=Path(options["model_repo"]),
+            source=str(options["source"]),
+            source_args=tuple(str(a) for a in options["source_args"]),
+            tilers=int(options["tilers"]),
+            **kwargs,
+        )
+
 
 def _python_module(*args: str) -> list[str]:
     return [sys.executable, "-m", "radiounet.cli.main", *args]
+
+
+def _stack_env(settings: dict[str, Any], log_level: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RADIOUNET_")}
+    env.update({f"RADIOUNET_{k.upper()}": str(v) for k, v in settings.items()})
+    env["RADIOUNET_LOG_LEVEL"] = log_level
+    env.update(extra)
+    return env
+
+
+def _service_process(
+    config: StackConfig, settings: dict[str, Any], name: str, port: int
+) -> ManagedProcess:
+    """The ``radiounet serve`` process of service ``name`` with its metrics on ``port``."""
+    stage = name.split("-")[0]
+    args: list[str] = []
+    if stage == "fetcher":
+        args = ["--source", config.source, *config.source_args]
+    elif stage == "tiler":
+        args = list(config.tiler_args)
+    elif stage == "classifier":
+        args = classifier_args(config.model_repo)
+    env = _stack_env(
+        settings,
+        config.log_level,
+        RADIOUNET_METRICS_PORT=str(port),
+        RADIOUNET_METRICS_HOST=LOOPBACK,
+        RADIOUNET_INSTANCE=name,
+        # Fast group re-joins after a crash in a local run.
+        RADIOUNET_SESSION_TIMEOUT_MS="6000",
+        RADIOUNET_MAX_POLL_INTERVAL_MS="120000",
+        # The model server owns the cores; a service needs no TF thread pool of its own.
+        TF_NUM_INTRAOP_THREADS="1",
+        TF_NUM_INTEROP_THREADS="1",
+    )
+    return ManagedProcess(
+        name,
+        _python_module("serve", stage, *args),
+        log_path=Path(config.data_dir) / name / f"{name}.log",
+        env=env,
+        ready=lambda: http_ok(f"http://{LOOPBACK}:{port}/readyz"),
+        ready_timeout=180.0,
+        stop_at_exit=config.stop_at_exit,
+    )
+
+
+def _service_record(process: ManagedProcess, port: int) -> ComponentRecord:
+    return ComponentRecord.for_process(
+        process,
+        ports={"metrics": port},
+        probe="metrics",
+        endpoint=f"http://{LOOPBACK}:{port}",
+        data_dir=process.log_path.parent,
+    )
 
 
 class LocalStack:
@@ -153,43 +241,12 @@ class LocalStack:
         }
 
     def _env(self, **extra: str) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("RADIOUNET_")}
-        env.update({f"RADIOUNET_{k.upper()}": str(v) for k, v in self.settings().items()})
-        env["RADIOUNET_LOG_LEVEL"] = self.config.log_level
-        env.update(extra)
-        return env
+        return _stack_env(self.settings(), self.config.log_level, **extra)
 
     def _service(self, name: str) -> ManagedProcess:
-        stage = name.split("-")[0]
         port = free_port()
         self.metrics_ports[name] = port
-        args: list[str] = []
-        if stage == "fetcher":
-            args = ["--source", self.config.source, *self.config.source_args]
-        elif stage == "tiler":
-            args = list(self.config.tiler_args)
-        elif stage == "classifier":
-            args = classifier_args(self.config.model_repo)
-        env = self._env(
-            RADIOUNET_METRICS_PORT=str(port),
-            RADIOUNET_METRICS_HOST=LOOPBACK,
-            RADIOUNET_INSTANCE=name,
-            # Fast group re-joins after a crash in a local run.
-            RADIOUNET_SESSION_TIMEOUT_MS="6000",
-            RADIOUNET_MAX_POLL_INTERVAL_MS="120000",
-            # The model server owns the cores; a service needs no TF thread pool of its own.
-            TF_NUM_INTRAOP_THREADS="1",
-            TF_NUM_INTEROP_THREADS="1",
-        )
-        return ManagedProcess(
-            name,
-            _python_module("serve", stage, *args),
-            log_path=Path(self.config.data_dir) / name / f"{name}.log",
-            env=env,
-            ready=lambda: http_ok(f"http://{LOOPBACK}:{port}/readyz"),
-            ready_timeout=180.0,
-            stop_at_exit=self.config.stop_at_exit,
-        )
+        return _service_process(self.config, self.settings(), name, port)
 
     def targets(self) -> list[tuple[str, str]]:
         """Prometheus scrape targets: every service, the model server, the object store."""
@@ -245,13 +302,7 @@ class LocalStack:
         }
         for name, process in self.services.items():
             port = self.metrics_ports[name]
-            records[name] = ComponentRecord.for_process(
-                process,
-                ports={"metrics": port},
-                probe="metrics",
-                endpoint=f"http://{LOOPBACK}:{port}",
-                data_dir=process.log_path.parent,
-            )
+            records[name] = _service_record(process, port)
         records["prometheus"] = self.prometheus.record()
         state = StackState(
             data_dir=str(self.config.data_dir),
@@ -263,6 +314,7 @@ class LocalStack:
                 "prometheus": self.prometheus.url,
                 "grafana": str(self.grafana_dir),
                 "classifier_threshold": asdict(self.classifier_threshold),
+                "options": self.config.options(),
             },
         )
         save_state(state)
@@ -293,3 +345,48 @@ def existing_alive(data_dir: Path | str) -> StackState | None:
     """The state of the stack running in ``data_dir``, or None if none runs there."""
     state = load_state(data_dir)
     return state if state is not None and stack_alive(state) else None
+
+
+def recorded_options(state: StackState) -> dict[str, Any] | None:
+    """The options the stack in ``state`` was started with (None: not recorded, older file)."""
+    options = state.extra.get("options")
+    keys = {"source", "source_args", "tilers", "model_repo"}
+    return options if isinstance(options, dict) and keys <= options.keys() else None
+
+
+def is_service(name: str) -> bool:
+    """True for the pipeline's own services (``fetcher``, ``tiler-2``...), not infrastructure."""
+    return name.split("-")[0] in SERVICES
+
+
+def restart_services(state: StackState, names: Sequence[str], progress: Any = None) -> StackState:
+    """Restart the services ``names`` of a running stack on their recorded ports.
+
+    The rest of the stack is left alone; a hung process still holding a
+    recorded pid is stopped first. The state file is updated with the new pids.
+
+    Raises
+    ------
+    ValueError
+        If a name is not a service of the stack, or its options are not recorded.
+    """
+    options = recorded_options(state)
+    if options is None:
+        raise ValueError(f"{state_path(state.data_dir)} does not record the stack's options")
+    config = StackConfig.from_options(state.data_dir, options, stop_at_exit=False)
+    settings = dict(state.extra["settings"])
+    records = dict(state.components)
+    for name in names:
+        if not is_service(name) or name not in records:
+            raise ValueError(f"{name!r} is not a service of the stack in {state.data_dir}")
+        old = records[name]
+        terminate_component(old)
+        port = old.ports["metrics"]
+        if progress is not None:
+            progress(name)
+        process = _service_process(config, settings, name, port)
+        process.start()
+        records[name] = _service_record(process, port)
+    new_state = replace(state, components=records)
+    save_state(new_state)
+    return new_state

@@ -34,6 +34,7 @@ __all__ = [
     "save_state",
     "stack_alive",
     "state_path",
+    "terminate_component",
     "terminate_stack",
 ]
 
@@ -233,10 +234,15 @@ def terminate_stack(state: StackState, timeout: float = 15.0) -> list[str]:
     """
     stopped = []
     for name, rec in reversed(state.components.items()):
-        if _runs(rec.pid, rec.executable) and terminate_pid(rec.pid, timeout):
+        if terminate_component(rec, timeout):
             stopped.append(name)
     remove_state(state.data_dir)
     return stopped
+
+
+def terminate_component(record: ComponentRecord, timeout: float = 15.0) -> bool:
+    """Stop one recorded process if it still runs its executable; True if it was stopped."""
+    return _runs(record.pid, record.executable) and terminate_pid(record.pid, timeout)
 
 
 def _runs(pid: int, executable: str) -> bool:
