@@ -17,7 +17,7 @@ from radiounet import __version__
 from radiounet.cli.main import main
 from radiounet.evaluation.calibration import calibrate, check_not_training_data
 from radiounet.evaluation.metrics import calibrated_threshold, classification_at
-from radiounet.evaluation.run import evaluate, load_dataset
+from radiounet.evaluation.run import evaluate, load_dataset, select_fields
 from radiounet.model.repository import METADATA_FILE, ModelVersion, resolve_model
 
 SEED, SETUP = 12345, "paper-6arcsec"  # the fixture dataset's manifest
@@ -107,9 +107,10 @@ def test_guard_follows_a_fine_tuned_version_to_its_base(
     finetune = {"base_name": "radio_unet", "base_version": 1, "base_model": "/gone/repo/1"}
     fake_version(tmp_path, 2, {"base_filters": 2, "training": {"finetune": finetune}})
     tuned = resolve_model(tmp_path, version=2)
+    data = [load_dataset(dataset)]
     with pytest.raises(ValueError, match=r"trained radio_unet/1 \(training dataset /gone/sim"):
-        check_not_training_data(tuned, [load_dataset(dataset)], "train")
-    check_not_training_data(tuned, [load_dataset(dataset)], "test")  # held out: fine
+        check_not_training_data(tuned, select_fields(data, split="train"))
+    check_not_training_data(tuned, select_fields(data, split="test"))  # held out: fine
 
 
 # --- the command ----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,15 +15,17 @@ import pytest
 from astropy.io import fits
 
 from radiounet.cli.evaluate_cmd import register
+from radiounet.cli.main import main
+from radiounet.evaluation.calibration import calibrate
 from radiounet.evaluation.metrics import mean_iou
-from radiounet.evaluation.report import write_report
+from radiounet.evaluation.report import FIGURES, render_markdown, write_report
 from radiounet.evaluation.run import (
     choose_profile,
     evaluate,
     load_dataset,
     select_fields,
 )
-from radiounet.model.repository import ModelVersion
+from radiounet.model.repository import METADATA_FILE, ModelVersion, resolve_model
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -284,3 +287,109 @@ def test_targets_and_sanity_by_hand() -> None:
     assert "undefined" in targets["recall >= paper's 0.65"]["detail"]
     sanity = [t["status"] for t in sanity_checks(report)]
     assert sanity == ["FAIL", "PASS"]  # empty fields flatter the empty mask
+
+
+# --- fields that trained the model ----------------------------------------------------------
+
+
+@pytest.fixture
+def trained_on(tiny_model_repo: Path, tmp_path: Path) -> Callable[..., Path]:
+    """A copy of the tiny model whose metadata says ``data`` trained it (``field_ids``:
+    the fields, as recorded since; None: an export from before, naming none)."""
+
+    def make(data: Path, field_ids: list[str] | None = None) -> Path:
+        repo = tmp_path / "repo"
+        shutil.copytree(tiny_model_repo, repo)
+        path = repo / "radio_unet" / "1" / METADATA_FILE
+        entry: dict[str, Any] = {"path": str(data.resolve()), "seed": 12345}
+        entry |= {"setup": "paper-6arcsec", "fields": 1}
+        if field_ids is not None:
+            entry["field_ids"] = field_ids
+        path.write_text(
+            json.dumps({**json.loads(path.read_text()), "training": {"datasets": [entry]}})
+        )
+        return repo
+
+    return make
+
+
+def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+EVALUATE_TAIL = (
+    "scores on them are not held-out figures: use held-out fields (--split test) or another "
+    "dataset, or --allow-training-fields for a diagnostic"
+)
+
+
+def test_training_fields_are_refused_unless_allowed_and_then_labelled(
+    dataset: Path,
+    trained_on: Callable[..., Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    repo, out = trained_on(dataset), tmp_path / "ev"
+    argv = ["evaluate", "--model", str(repo), "--data", str(dataset), "--out", str(out),
+            "--split", "train", "--no-pybdsf"]  # fmt: skip
+    why = (
+        f"the 'train' fields of {dataset} trained radio_unet/1 (training dataset "
+        f"{dataset.resolve()}, seed 12345, set-up 'paper-6arcsec': the same folder)"
+    )
+    code, stdout, err = run_main(argv, capsys)
+    assert (code, stdout) == (2, "")
+    assert [x for x in err.splitlines() if x.startswith("radiounet")] == [
+        f"radiounet evaluate: error: {why}; {EVALUATE_TAIL}"
+    ]
+    assert not out.exists()
+
+    code, stdout, err = run_main([*argv, "--allow-training-fields"], capsys)
+    assert code == 0, err
+    note = (
+        "TRAINING DATA: fields that trained the model were evaluated; every figure is a "
+        "diagnostic on training data, not a held-out figure"
+    )
+    assert f"WARNING: {note}:\n  {why}\n" in stdout
+    r = no_nan((out / "report.json").read_text())
+    assert r["training_data"] == {
+        "note": note,
+        "fields": [{"dataset": str(dataset), "fields": ["f0002"], "why": why}],
+    }
+    assert r["warnings"][0] == f"TRAINING DATA: {why}"
+    assert r["command"].endswith(" --allow-training-fields")
+    md = (out / "report.md").read_text().splitlines()
+    at = md.index(f"> **{note}**:")
+    assert md[at + 1 : at + 4] == [">", f"> - {why}", ""]
+    assert (
+        "- Evaluated: 1 fields of split `train` (**training data**: see the note above): f0002"
+        in md
+    )
+    assert not any("held out from training" in line for line in md)
+
+
+def test_recorded_field_ids_decide_whatever_the_split_is_now(
+    dataset: Path, trained_on: Callable[..., Path]
+) -> None:
+    # As after a re-split dataset: f0000 (test now) trained the version, f0002 (train now) did not.
+    model = resolve_model(trained_on(dataset, ["f0000"]))
+    why = (
+        f"field f0000 of {dataset} trained radio_unet/1 (training dataset {dataset.resolve()}, "
+        "seed 12345, set-up 'paper-6arcsec': the same folder; its metadata lists these field ids)"
+    )
+    with pytest.raises(ValueError) as refused:
+        evaluate(model, [dataset], split="test", use_pybdsf=False, n_examples=0)
+    assert str(refused.value) == f"{why}; {EVALUATE_TAIL}"
+    with pytest.raises(ValueError) as refused:  # the same check
+        calibrate(model, [dataset], split="test")
+    assert str(refused.value) == (
+        f"{why}; a threshold calibrated on them would fit the training set: use held-out fields "
+        "(--split test) or another dataset"
+    )
+    # Its train split is not refused: f0002 did not train it.
+    report = evaluate(model, [dataset], split="train", use_pybdsf=False, n_examples=0).report
+    assert report["training_data"] is None and report["fields_evaluated"] == ["f0002"]
+    md = render_markdown(report, FIGURES)
+    assert "- Evaluated: 1 fields of split `train` (none of them trained the model, by its " in md

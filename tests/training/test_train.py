@@ -12,6 +12,10 @@ import csv
 import dataclasses
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -123,7 +127,7 @@ def test_run_folder(trained_run, toy_dataset) -> None:
     assert config["config"] == CONFIG.to_dict()
     assert config["dataset_dirs"] == [str(toy_dataset.path.resolve())]
     rows = history_rows(run_dir)
-    assert [r["epoch"] for r in rows] == ["0", "1"]
+    assert [r["epoch"] for r in rows] == ["1", "2"]  # from 1, as the console and state.json
     assert set(rows[0]) == {"epoch", "loss", "mean_iou", "val_loss", "val_mean_iou"}
     assert [float(r["loss"]) for r in rows] == result.history["loss"]
     state = json.loads(paths.state.read_text())
@@ -134,7 +138,7 @@ def test_run_folder(trained_run, toy_dataset) -> None:
     # TensorBoard scalars, per epoch, equal the CSV's.
     train_events = event_scalars(paths.tensorboard / "train")
     val_events = event_scalars(paths.tensorboard / "validation")
-    assert [s for s, _ in train_events["epoch_loss"]] == [0, 1]
+    assert [s for s, _ in train_events["epoch_loss"]] == [1, 2]
     np.testing.assert_allclose(
         [v for _, v in train_events["epoch_loss"]], result.history["loss"], rtol=1e-6
     )
@@ -163,15 +167,18 @@ def test_resume_continues_the_run(trained_run, toy_dataset, tmp_path: Path) -> N
     result, run_dir = trained_run
     resumed_dir = copy_run(run_dir, tmp_path / "resumed")
     # As if the process died after logging an epoch but before its checkpoint.
-    with (resumed_dir / "history.csv").open("a") as f:
-        f.write("2,0.1,0.1,0.1,0.1\n")
+    with (resumed_dir / "history.csv").open("a", newline="") as f:
+        f.write("3,0.1,0.1,0.1,0.1\r\n")
     three = replace(CONFIG, epochs=3)
     resumed = train(
         three, dataset_dirs=[toy_dataset.path], run_dir=resumed_dir, resume=True, progress=False
     )
     assert (resumed.epochs, resumed.initial_epoch) == (3, 2)
     rows = history_rows(resumed_dir)
-    assert [r["epoch"] for r in rows] == ["0", "1", "2"]
+    assert [r["epoch"] for r in rows] == ["1", "2", "3"]
+    # One line terminator throughout, Keras' CSVLogger's (CRLF), for the rows kept and appended.
+    lines = (resumed_dir / "history.csv").read_bytes().splitlines(keepends=True)
+    assert len(lines) == 4 and all(line.endswith(b"\r\n") for line in lines)
     assert resumed.history["loss"][:2] == result.history["loss"]
     last = keras.models.load_model(RunPaths(resumed_dir).last)
     assert int(last.optimizer.iterations.numpy()) == 3 * 3  # the optimizer state went on too
@@ -244,7 +251,13 @@ def test_export_trained(trained_run, base_repo, toy_dataset) -> None:
     )
     assert t["tiles"] == {"train": 9, "validation": 3} and t["fields"] == 3
     assert t["datasets"] == [
-        {"path": str(toy_dataset.path.resolve()), "seed": 0, "setup": "paper-6arcsec", "fields": 3}
+        {
+            "path": str(toy_dataset.path.resolve()),
+            "seed": 0,
+            "setup": "paper-6arcsec",
+            "fields": 3,
+            "field_ids": ["f0000", "f0001", "f0002"],  # what the leak checks compare
+        }
     ]
     assert t["metrics"]["val_loss"] == pytest.approx(result.best_value, rel=1e-6)
     assert "val_mean_iou" in t["metrics"]
@@ -370,6 +383,7 @@ def test_cli_train_resume_export_and_finetune(toy_dataset, tmp_path: Path, capsy
     out = capsys.readouterr().out
     assert "1 epochs done in" in out and "(9 training and 3 validation tiles from 3 fields" in out
     assert f"exported {repo / 'radio_unet' / '1'}" in out
+    assert f"model card section (for {repo / 'radio_unet' / 'README.md'}):\n" in out
     assert "### Version 1 — trained" in out
     assert resolve_model(repo).metadata.base_filters == 2
     stored = json.loads((run / "config.json").read_text())["config"]
@@ -384,7 +398,7 @@ def test_cli_train_resume_export_and_finetune(toy_dataset, tmp_path: Path, capsy
     # Resuming needs only the run folder (here: already at its epoch count, so it just reports).
     assert cli(["train", "--run-dir", str(run), "--resume", "--no-progress"]) == 0
     assert "1 epochs done" in capsys.readouterr().out
-    assert [r["epoch"] for r in history_rows(run)] == ["0"]
+    assert [r["epoch"] for r in history_rows(run)] == ["1"]
 
     ft = tmp_path / "ft"
     argv = ["finetune", "--model", str(repo), "--data", str(toy_dataset.path), "--run-dir", str(ft)]
@@ -414,6 +428,81 @@ def test_cli_errors(tmp_path: Path, toy_dataset) -> None:
         )
         cli(["train", "--data", str(empty), "--run-dir", str(tmp_path / "run")])
     assert not (tmp_path / "run").exists()
+
+
+def test_resume_renumbers_an_old_history_with_keras_line_endings(
+    trained_run, toy_dataset, tmp_path: Path
+) -> None:
+    _, run_dir = trained_run
+    old = copy_run(run_dir, tmp_path / "old")
+    # As written before epochs counted from 1: from 0, LF rows, and a row of an
+    # epoch that died before its checkpoint.
+    rows = history_rows(old)
+    text = "epoch,loss,mean_iou,val_loss,val_mean_iou\n" + "".join(
+        f"{i},{r['loss']},{r['mean_iou']},{r['val_loss']},{r['val_mean_iou']}\n"
+        for i, r in enumerate([*rows, rows[-1]])
+    )
+    (old / "history.csv").write_text(text)
+    train(CONFIG, dataset_dirs=[toy_dataset.path], run_dir=old, resume=True, progress=False)
+    assert (old / "history.csv").read_bytes() == (run_dir / "history.csv").read_bytes()
+
+
+def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    from radiounet.cli.main import main
+
+    capsys.readouterr()
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("resume", [True, False])
+def test_sigint_says_what_is_saved_and_how_to_resume(
+    trained_run, tmp_path: Path, resume: bool, monkeypatch, capsys
+) -> None:
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("radiounet.training.train.train", interrupted)
+    run = copy_run(trained_run[1], tmp_path / "run") if resume else tmp_path / "new"
+    argv = ["train", "--run-dir", str(run), "--epochs", "5", "--no-progress"]
+    argv += ["--resume"] if resume else ["--data", str(tmp_path)]
+    code, out, err = run_main(argv, capsys)
+    assert (code, out) == (130, "")
+    what = (
+        f"2 epochs saved in {run}: continue with `radiounet train --run-dir {run} --resume`"
+        if resume
+        else f"no epoch finished, nothing saved in {run} to resume"
+    )
+    assert err.splitlines() == [f"radiounet train: interrupted (SIGINT); {what}"]
+
+
+def test_sigterm_stops_training_with_the_same_line(toy_dataset, tmp_path: Path) -> None:
+    """A real process: SIGTERM used to end it silently with status 143."""
+    run = tmp_path / "run"
+    argv = [sys.executable, "-m", "radiounet.cli.main", "train", "--data", str(toy_dataset.path),
+            "--run-dir", str(run), "--base-filters", "2", "--epochs", "1000", "--batch-size", "6",
+            "--no-progress"]  # fmt: skip
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        state = RunPaths(run).state
+        deadline = time.monotonic() + 300
+        while not state.is_file() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert state.is_file(), "no epoch finished"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    saved = json.loads(state.read_text())["epoch"]
+    assert proc.returncode == 143 and out == ""
+    line = (
+        f"radiounet train: interrupted (SIGTERM); {saved} epoch{'s' if saved > 1 else ''} saved "
+        f"in {run}: continue with `radiounet train --run-dir {run} --resume`"
+    )
+    assert [x for x in err.splitlines() if x.startswith("radiounet")] == [line]
+    assert "Traceback" not in err
+    assert len(history_rows(run)) >= saved  # the resume trims any later row
 
 
 def test_positive_fraction_balances_only_the_training_tiles(

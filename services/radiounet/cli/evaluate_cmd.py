@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.detection import DEFAULT_THRESHOLD
+from ..model.repository import check_writable_folder
 from ._common import add_fields_options, model_for_fields
 
 __all__ = ["register", "run"]
@@ -44,6 +45,12 @@ def register(sub: Any) -> None:
         help="normalisation profile (default: the model's, else the dataset set-up's)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing report")
+    p.add_argument(
+        "--allow-training-fields",
+        action="store_true",
+        help="evaluate fields that trained the model (refused otherwise, as by `model "
+        "calibrate`); the report then says they are training data, a diagnostic",
+    )
     p.set_defaults(run=run)
 
 
@@ -57,6 +64,8 @@ def _command(args: argparse.Namespace, model_path: Path) -> str:
         parts += ["--max-fields", str(args.max_fields)]
     if args.profile is not None:
         parts += ["--profile", args.profile]
+    if args.allow_training_fields:
+        parts.append("--allow-training-fields")
     return shlex.join(parts)
 
 
@@ -69,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     existing = [args.out / name for name in OUTPUTS if (args.out / name).exists()]
     if existing and not args.overwrite:
         raise FileExistsError(f"{existing[0]} exists (use --overwrite to replace it)")
+    check_writable_folder(args.out, "--out")  # now, not after segmenting every field
     model, bar = model_for_fields(args, "evaluate")
     evaluation = evaluate(
         model,
@@ -81,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         command=_command(args, model.path),
         progress=bar,
+        allow_training_fields=args.allow_training_fields,
     )
     paths = write_report(evaluation, args.out)
     for line in summary_lines(evaluation.report):

@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from ..model.repository import (
+    DEFAULT_MODEL_NAME,
     METADATA_FILE,
     SIGNATURE,
     ModelMetadata,
     ModelVersion,
+    check_writable_folder,
     default_model_repo,
     resolve_model,
 )
@@ -180,6 +182,8 @@ def _calibrate(args: argparse.Namespace) -> int:
     from ..evaluation.calibration import calibrate, summary_lines, write_calibration
 
     model, bar = model_for_fields(args, "calibrate")
+    if not args.dry_run:  # checked before segmenting, not when writing the result
+        check_writable_folder(model.path / METADATA_FILE.parent, "--model")
     result = calibrate(
         model,
         args.data,
@@ -203,6 +207,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 
 
 def _init(args: argparse.Namespace) -> int:
+    check_writable_folder(args.repo / DEFAULT_MODEL_NAME, "--repo")
     from ..model.export import export_saved_model
     from ..model.unet import build_radio_unet
     from ..tf_runtime import keras

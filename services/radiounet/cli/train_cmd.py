@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..model.repository import default_model_repo
+from ..model.repository import DEFAULT_MODEL_NAME, check_writable_folder, default_model_repo
 from ..training.config import FINETUNE_TRAINABLE_TOP, OPTIMIZERS, TrainingConfig
 from ._common import add_model_option
 
@@ -201,8 +207,61 @@ def _report(result: Any, args: argparse.Namespace) -> None:
             recalibrate_batches=args.recalibrate_bn,
         )
         print(f"exported {path}")
-        print("model card section (for model_repo/radio_unet/README.md):\n")
+        print(f"model card section (for {path.parent / 'README.md'}):\n")
         print(model_card_section(path))
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised where the run is (a BaseException as KeyboardInterrupt: none catches it)."""
+
+
+@contextmanager
+def _stop_signals() -> Iterator[None]:
+    """SIGTERM raises :class:`_Terminated` inside the block instead of ending the process silently.
+
+    Checkpoints are written under temporary names and renamed, so stopping
+    anywhere leaves the last finished epoch to resume from, as SIGINT does.
+    """
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise _Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # only the main thread may set handlers (the command runs there)
+        return
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _guarded(command: str, args: argparse.Namespace, body: Callable[[], int]) -> int:
+    """Check the output folders, run ``body``; on SIGINT (exit 130) or SIGTERM (143) say
+    how many epochs are saved and how to go on (the same line for both)."""
+    from ..training.train import read_run
+
+    check_writable_folder(args.run_dir, "--run-dir")
+    if args.export:  # checked now, not after the training
+        check_writable_folder(args.repo / DEFAULT_MODEL_NAME, "--repo")
+    try:
+        with _stop_signals():
+            return body()
+    except (KeyboardInterrupt, _Terminated) as exc:
+        name, code = ("SIGINT", 130) if isinstance(exc, KeyboardInterrupt) else ("SIGTERM", 143)
+        try:
+            saved = int(read_run(args.run_dir).state.get("epoch") or 0)
+        except ValueError:  # stopped before the run folder was written
+            saved = 0
+        if saved:
+            what = (
+                f"{saved} epoch{'s' if saved > 1 else ''} saved in {args.run_dir}: continue with "
+                f"`radiounet {command} --run-dir {shlex.quote(str(args.run_dir))} --resume`"
+            )
+        else:
+            what = f"no epoch finished, nothing saved in {args.run_dir} to resume"
+        print(f"radiounet {command}: interrupted ({name}); {what}", file=sys.stderr)
+        return code
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -219,15 +278,19 @@ def _run_train(args: argparse.Namespace) -> int:
             raise ValueError("--data is required (unless resuming with --resume)")
         config = _config(args, TrainingConfig())
         data = args.data
-    result = train(
-        config,
-        dataset_dirs=data,
-        run_dir=args.run_dir,
-        resume=args.resume,
-        progress=not args.no_progress,
-    )
-    _report(result, args)
-    return 0
+
+    def body() -> int:
+        result = train(
+            config,
+            dataset_dirs=data,
+            run_dir=args.run_dir,
+            resume=args.resume,
+            progress=not args.no_progress,
+        )
+        _report(result, args)
+        return 0
+
+    return _guarded("train", args, body)
 
 
 def _run_finetune(args: argparse.Namespace) -> int:
@@ -253,15 +316,19 @@ def _run_finetune(args: argparse.Namespace) -> int:
         data = args.data
     # None: the shipped repository's latest version.
     model = resolve_model(model, version=args.model_version)
-    result = finetune(
-        config,
-        model_version=model,
-        dataset_dirs=data,
-        run_dir=args.run_dir,
-        trainable_top=FINETUNE_TRAINABLE_TOP if trainable_top is None else trainable_top,
-        augment=config.augment,
-        resume=args.resume,
-        progress=not args.no_progress,
-    )
-    _report(result, args)
-    return 0
+
+    def body() -> int:
+        result = finetune(
+            config,
+            model_version=model,
+            dataset_dirs=data,
+            run_dir=args.run_dir,
+            trainable_top=FINETUNE_TRAINABLE_TOP if trainable_top is None else trainable_top,
+            augment=config.augment,
+            resume=args.resume,
+            progress=not args.no_progress,
+        )
+        _report(result, args)
+        return 0
+
+    return _guarded("finetune", args, body)

@@ -10,7 +10,8 @@ and picks the threshold with :func:`~radiounet.evaluation.metrics.calibrated_thr
 ``radiounet classify``, the demo and the local stack find it.
 
 Fields that trained the version would make the threshold fit the training
-set, so :func:`check_not_training_data` refuses them.
+set, so :func:`check_not_training_data` refuses them (``radiounet evaluate``
+applies the same check: scores on such fields are not held-out figures).
 """
 
 from __future__ import annotations
@@ -37,9 +38,11 @@ from .run import Dataset, FieldSpec, choose_profile, evaluate_field, load_datase
 __all__ = [
     "METHOD",
     "Calibration",
+    "TrainingOverlap",
     "calibrate",
     "check_not_training_data",
     "summary_lines",
+    "training_overlaps",
     "write_calibration",
 ]
 
@@ -152,21 +155,48 @@ def _base_model(model: ModelVersion, finetune: Any) -> ModelVersion | None:
     return None
 
 
-def check_not_training_data(model: ModelVersion, datasets: Sequence[Dataset], split: str) -> None:
-    """Refuse the ``train`` split of a dataset that trained ``model`` (or the model it tuned).
+@dataclass(frozen=True, eq=False)
+class TrainingOverlap:
+    """Fields of ``dataset`` about to be used that trained ``version`` (``training_overlaps``)."""
 
-    A dataset matches a training dataset by resolved path, or by seed and
-    set-up name (a copy moved elsewhere holds the same fields).
+    dataset: Path
+    fields: tuple[str, ...]
+    version: str
+    entry: dict[str, Any]
+    why: str
+    by_ids: bool
 
-    Raises
-    ------
-    ValueError
-        Naming the dataset and the version it trained.
+    def sentence(self) -> str:
+        e = self.entry
+        which = (
+            f"field{'s' if len(self.fields) > 1 else ''} {', '.join(self.fields)}"
+            if self.by_ids
+            else "the 'train' fields"
+        )
+        ids = "; its metadata lists these field ids" if self.by_ids else ""
+        return (
+            f"{which} of {self.dataset} trained {self.version} (training dataset {e.get('path')}, "
+            f"seed {e.get('seed')}, set-up {e.get('setup')!r}: {self.why}{ids})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dataset": str(self.dataset), "fields": list(self.fields), "why": self.sentence()}
+
+
+def training_overlaps(model: ModelVersion, fields: Sequence[FieldSpec]) -> list[TrainingOverlap]:
+    """The ``fields`` that trained (or validated) ``model`` or the model it was fine-tuned from.
+
+    A dataset matches a training dataset of the metadata by resolved path, or
+    by seed and set-up name (a copy moved elsewhere holds the same fields).
+    Of a matching dataset, the fields whose ids the metadata lists
+    (``field_ids``) trained it, whatever their split is now (a resumed
+    simulation may have re-split the dataset); versions exported before the
+    ids were recorded name no fields, and then its ``train`` split did.
     """
-    if split != "train":
-        return
-    for dataset in datasets:
+    found = []
+    for dataset in dict.fromkeys(f.dataset for f in fields):  # in order, each once
         mine = _dataset_identity(dataset)
+        specs = [f for f in fields if f.dataset is dataset]
         for version, entry in _trained_on(model):
             same_path = entry.get("path") is not None and (
                 Path(str(entry["path"])).resolve() == Path(mine["path"])
@@ -176,14 +206,35 @@ def check_not_training_data(model: ModelVersion, datasets: Sequence[Dataset], sp
                 and entry.get("seed") == mine["seed"]
                 and entry.get("setup") == mine["setup"]
             )
-            if same_path or same_data:
+            if not (same_path or same_data):
+                continue
+            ids = entry.get("field_ids")
+            by_ids = isinstance(ids, list)
+            trained = {str(i) for i in ids} if isinstance(ids, list) else set()
+            hit = [f.id for f in specs if (f.id in trained if by_ids else f.split == "train")]
+            if hit:
                 why = "the same folder" if same_path else "the same seed and set-up"
-                raise ValueError(
-                    f"the 'train' fields of {dataset.path} trained {version} (training dataset "
-                    f"{entry.get('path')}, seed {entry.get('seed')}, set-up "
-                    f"{entry.get('setup')!r}: {why}); a threshold calibrated on them would fit "
-                    "the training set: use held-out fields (--split test) or another dataset"
-                )
+                found.append(TrainingOverlap(dataset.path, tuple(hit), version, entry, why, by_ids))
+    return found
+
+
+def check_not_training_data(
+    model: ModelVersion,
+    fields: Sequence[FieldSpec],
+    *,
+    consequence: str = "a threshold calibrated on them would fit the training set: use held-out "
+    "fields (--split test) or another dataset",
+) -> None:
+    """Refuse ``fields`` that trained ``model`` (:func:`training_overlaps`).
+
+    Raises
+    ------
+    ValueError
+        Naming the fields, the dataset and the version they trained, then ``consequence``.
+    """
+    overlaps = training_overlaps(model, fields)
+    if overlaps:
+        raise ValueError(f"{overlaps[0].sentence()}; {consequence}")
 
 
 def calibrate(
@@ -208,8 +259,8 @@ def calibrate(
     if not data_dirs:
         raise ValueError("give at least one dataset folder")
     datasets = [load_dataset(d) for d in data_dirs]
-    check_not_training_data(model, datasets, split)
     specs = require_fields(datasets, split=split, max_fields=max_fields)
+    check_not_training_data(model, specs)
     profile, _ = choose_profile(
         model.metadata.profile, [str(d.setup.get("name")) for d in datasets]
     )

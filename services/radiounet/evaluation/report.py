@@ -30,6 +30,8 @@ __all__ = [
     "FIGURES",
     "METHOD_NAMES",
     "PAPER",
+    "TRAINING_DATA",
+    "TRAINING_DATA_NOTE",
     "assess_targets",
     "jsonable",
     "paper_reference",
@@ -70,6 +72,12 @@ FIGURES = {
 
 METHOD_NAMES = {"network": "Radio U-Net", "sigma3": "3-sigma mask", "pybdsf": "PyBDSF islands"}
 PLACEHOLDER = "placeholder weights: figures meaningless"
+#: Said wherever a report's fields trained the model (``evaluate --allow-training-fields``).
+TRAINING_DATA = "TRAINING DATA"
+TRAINING_DATA_NOTE = (
+    f"{TRAINING_DATA}: fields that trained the model were evaluated; every figure is a "
+    "diagnostic on training data, not a held-out figure"
+)
 
 
 def paper_reference() -> dict[str, Any]:
@@ -278,6 +286,9 @@ def summary_lines(report: dict[str, Any]) -> list[str]:
     lines = [f"model {model['name']} v{model['version']} ({model['path']})"]
     if model.get("placeholder"):
         lines.append(f"WARNING: {PLACEHOLDER} (metadata.trained is false)")
+    if report.get("training_data"):
+        lines.append(f"WARNING: {report['training_data']['note']}:")
+        lines.extend(f"  {o['why']}" for o in report["training_data"]["fields"])
     lines.append(
         f"{report['n_fields']} '{report['split']}' fields, profile {report['profile']['name']}"
     )
@@ -348,6 +359,16 @@ def render_markdown(report: dict[str, Any], figures: dict[str, str]) -> str:
             "measures random weights, not Radio U-Net.",
             "",
         ]
+    training = report.get("training_data")
+    if training:
+        md += [f"> **{training['note']}**:", ">"]
+        md += [f"> - {o['why']}" for o in training["fields"]]
+        md.append("")
+        held = "**training data**: see the note above"
+    elif report["split"] == "test":
+        held = "held out from training by the dataset contract"
+    else:
+        held = "none of them trained the model, by its metadata"
     md += [
         f"- Model: `{model['path']}` — base filters {meta.get('base_filters')}, depth "
         f"{meta.get('depth')}, profile `{meta.get('profile')}`, trained: {meta.get('trained')}; "
@@ -365,8 +386,8 @@ def render_markdown(report: dict[str, Any], figures: dict[str, str]) -> str:
             f"split {d.get('n_fields_by_split')}"
         )
     md += [
-        f"- Evaluated: {report['n_fields']} fields of split `{report['split']}` (held out from "
-        "training by the dataset contract): " + ", ".join(report["fields_evaluated"]),
+        f"- Evaluated: {report['n_fields']} fields of split `{report['split']}` ({held}): "
+        + ", ".join(report["fields_evaluated"]),
         f"- Reproduce: `{report.get('command') or 'n/a'}`",
         f"- Created {report['created']} with {report['software']}; segmentation "
         f"{_fmt(seconds['segment'], 1)} s, PyBDSF {_fmt(seconds['pybdsf'], 1)} s",
@@ -688,6 +709,7 @@ def plot_iou(report: dict[str, Any], path: Path) -> None:
 def _title(what: str, report: dict[str, Any]) -> str:
     model = report["model"]
     tag = f" [{PLACEHOLDER}]" if model.get("placeholder") else ""
+    tag += f" [{TRAINING_DATA}]" if report.get("training_data") else ""
     return f"{what}: {model['name']} v{model['version']}, {report['n_fields']} fields{tag}"
 
 

@@ -818,6 +818,7 @@ def evaluate(
     batch_size: int = DEFAULT_BATCH_SIZE,
     command: str | None = None,
     progress: Callable[[list[FieldSpec]], Iterable[FieldSpec]] | None = None,
+    allow_training_fields: bool = False,
 ) -> Evaluation:
     """Evaluate ``model`` on the ``split`` fields of the datasets in ``data_dirs``.
 
@@ -845,13 +846,25 @@ def evaluate(
         The command line that reproduces the run, recorded in the report.
     progress : callable, keyword-only
         Wraps the list of fields into the iterable looped over (e.g. a tqdm bar).
+    allow_training_fields : bool, keyword-only
+        Evaluate fields that trained the model too (a diagnostic; the report
+        says so) instead of refusing them.
 
     Raises
     ------
     FileNotFoundError, ValueError
-        For a missing or invalid dataset, or no field of ``split``.
+        For a missing or invalid dataset, no field of ``split``, or fields that
+        trained the model (:func:`~radiounet.evaluation.calibration.check_not_training_data`)
+        unless ``allow_training_fields``.
     """
-    from .report import assess_targets, paper_reference, sanity_checks
+    from .calibration import check_not_training_data, training_overlaps
+    from .report import (
+        TRAINING_DATA,
+        TRAINING_DATA_NOTE,
+        assess_targets,
+        paper_reference,
+        sanity_checks,
+    )
 
     if not data_dirs:
         raise ValueError(f"give at least one dataset folder, got {list(data_dirs)!r}")
@@ -861,10 +874,18 @@ def evaluate(
         raise ValueError(f"n_examples must be non-negative, got {n_examples!r}")
     datasets = [load_dataset(d) for d in data_dirs]
     specs = require_fields(datasets, split=split, max_fields=max_fields)
+    if not allow_training_fields:
+        check_not_training_data(
+            model,
+            specs,
+            consequence="scores on them are not held-out figures: use held-out fields "
+            "(--split test) or another dataset, or --allow-training-fields for a diagnostic",
+        )
+    overlaps = training_overlaps(model, specs)
     chosen, reason = choose_profile(
         model.metadata.profile, [str(d.setup.get("name")) for d in datasets], profile
     )
-    warnings: list[str] = []
+    warnings = [f"{TRAINING_DATA}: {o.sentence()}" for o in overlaps]
     if use_pybdsf and not pybdsf_available():
         warnings.append("PyBDSF (package bdsf) is not installed: the PyBDSF baseline is skipped")
         use_pybdsf = False
@@ -897,6 +918,13 @@ def evaluate(
         "created": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "software": f"radiounet {__version__}",
         "command": command,
+        # Near the top: fields that trained the model (allow_training_fields) make
+        # every number below a diagnostic on training data, not a held-out figure.
+        "training_data": (
+            {"note": TRAINING_DATA_NOTE, "fields": [o.to_dict() for o in overlaps]}
+            if overlaps
+            else None
+        ),
         "model": {
             "name": model.name,
             "version": model.version,

@@ -26,6 +26,7 @@ __all__ = [
     "ModelMetadata",
     "ModelVersion",
     "ServingSignature",
+    "check_writable_folder",
     "default_model_repo",
     "next_version",
     "parse_metadata",
@@ -101,6 +102,30 @@ class ModelVersion:
 def default_model_repo() -> Path:
     """``model_repo/`` of the source checkout (the shipped models)."""
     return Path(__file__).resolve().parents[3] / "model_repo"
+
+
+def check_writable_folder(path: str | Path, option: str) -> None:
+    """Refuse an output folder (``option``: ``--out``...) that cannot be written; create nothing.
+
+    For the commands that write run folders, reports and versions: called before
+    any slow work, so that a read-only place or a path through a regular file ends
+    in one line at once instead of a ``PermissionError`` traceback afterwards.
+    The folder or its nearest existing parent must be a writable folder
+    (``os.access``, which also sees read-only mounts and immutable folders).
+
+    Raises
+    ------
+    ValueError
+        Naming the option, the path and what is wrong.
+    """
+    path = Path(path)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ValueError(f"{option} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {path}: cannot write into {existing} (permission denied)")
 
 
 #: A version folder's name: a number as ``str(version)`` writes it (ASCII digits, no sign,

@@ -221,11 +221,15 @@ class DatasetSource:
     fields: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
+        # The ids, not only the count: a dataset's splits can change later (a
+        # resumed simulation), and the leak checks (``evaluate``, ``model
+        # calibrate``) must know which fields trained or validated a model.
         return {
             "path": self.path,
             "seed": self.seed,
             "setup": self.setup,
             "fields": len(self.fields),
+            "field_ids": sorted(self.fields),
         }
 
 

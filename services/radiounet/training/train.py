@@ -3,7 +3,7 @@
 A run lives in its own folder (outside the source tree, e.g. ``out/runs/NAME``)::
 
     config.json               what the run does (TrainingConfig, datasets, mode)
-    history.csv               one row per epoch (Keras CSVLogger; appended on resume)
+    history.csv               one row per epoch, from 1 (Keras CSVLogger; appended on resume)
     tensorboard/{train,validation}/   per-epoch scalars for TensorBoard
     checkpoints/last.keras    the full model with optimizer state, after every epoch
     checkpoints/best.weights.h5   weights of the epoch with the lowest validation loss
@@ -160,7 +160,7 @@ class TrainingResult:
 
 def _atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.partial")
-    tmp.write_text(text)
+    tmp.write_text(text, newline="")  # line endings as given, whatever the platform
     os.replace(tmp, path)
 
 
@@ -235,17 +235,24 @@ def _read_history(path: Path) -> dict[str, list[float]]:
 
 
 def _trim_history(path: Path, epochs_done: int) -> None:
-    """Drop rows of epochs after the checkpoint (written before a crash)."""
+    """Keep the rows of the checkpointed epochs (later ones were written before a crash).
+
+    Rows are one per epoch in order, so the first ``epochs_done`` are kept and
+    numbered 1.., which also renumbers a history written from 0 before epochs
+    were counted from 1 (see :class:`_History`).
+    """
     if not path.is_file():
         return
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
         names = reader.fieldnames
-        rows = [r for r in reader if int(float(r["epoch"])) < epochs_done]
+        rows = [{**r, "epoch": str(i)} for i, r in enumerate(reader, start=1) if i <= epochs_done]
     if names is None:
         return
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=names, lineterminator="\n")
+    # Keras' CSVLogger appends in csv's "excel" dialect, whose rows end in CRLF:
+    # the same here, or a resumed history mixes line endings.
+    writer = csv.DictWriter(out, fieldnames=names, dialect="excel")
     writer.writeheader()
     writer.writerows(rows)
     _atomic_write_text(path, out.getvalue())
@@ -254,6 +261,18 @@ def _trim_history(path: Path, epochs_done: int) -> None:
 # ---------------------------------------------------------------------------
 # Callbacks
 # ---------------------------------------------------------------------------
+
+
+class _History(keras.callbacks.CSVLogger):
+    """Keras' CSVLogger (same columns and dialect) with epochs numbered from 1.
+
+    Keras passes 0-based epochs to callbacks, but its progress lines ("Epoch
+    1/8"), ``state.json``, the console's "best ... at epoch N" and the exported
+    metadata count from 1: so does ``history.csv``, so row N is epoch N everywhere.
+    """
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        super().on_epoch_end(epoch + 1, logs)
 
 
 class _ScalarLog(keras.callbacks.Callback):
@@ -286,7 +305,7 @@ class _ScalarLog(keras.callbacks.Callback):
                 tf.summary.write(
                     f"epoch_{tag}",
                     tf.constant(float(value), tf.float32),
-                    step=epoch,
+                    step=epoch + 1,  # epochs count from 1, as in history.csv (see _History)
                     metadata=self._metadata,
                 )
             writer.flush()
@@ -525,7 +544,7 @@ def _run(
                 callbacks=[
                     # CSV first: a crash before the checkpoint leaves an extra
                     # row, which resuming drops, rather than a missing one.
-                    keras.callbacks.CSVLogger(str(paths.history), append=True),
+                    _History(str(paths.history), append=True),
                     _ScalarLog(paths.tensorboard),
                     keras.callbacks.TerminateOnNaN(),
                     _EpochSeeds(config.seed),
