@@ -236,16 +236,21 @@ def test_segment_beam_option_is_used_and_written_to_the_map(
     assert header["RUSCALE"] == pytest.approx(1 / beam_pix, rel=1e-9)
 
 
-def test_segment_beams_table_median_warning_is_one_line(
-    field: ExampleField, tiny_model_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    table = fits.BinTableHDU.from_columns(
+def _three_beams_table() -> fits.BinTableHDU:
+    """A CASA BEAMS table of three different beams (a cube's, kept with one plane)."""
+    return fits.BinTableHDU.from_columns(
         [fits.Column(name=k, format="1E", unit=unit, array=values)
          for k, unit, values in (("BMAJ", "arcsec", [18.0, 20.0, 40.0]),
                                  ("BMIN", "arcsec", [18.0, 20.0, 30.0]),
                                  ("BPA", "deg", [0.0, 0.0, 0.0]))],
         name="BEAMS",
     )  # fmt: skip
+
+
+def test_segment_beams_table_median_warning_is_one_line(
+    field: ExampleField, tiny_model_repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = _three_beams_table()
     path = _without_beam(field, tmp_path / "casa.fits", table)
     out = tmp_path / "p.fits"
     code, _, err = run_main(
@@ -633,13 +638,7 @@ def test_classify_image_warnings_are_one_line_as_in_segment(
     header = fits.getheader(map_path)
     del header["BMAJ"], header["BMIN"]
     header["BUNIT"] = "JY/BEAM"
-    table = fits.BinTableHDU.from_columns(
-        [fits.Column(name=k, format="1E", unit=unit, array=values)
-         for k, unit, values in (("BMAJ", "arcsec", [18.0, 20.0, 40.0]),
-                                 ("BMIN", "arcsec", [18.0, 20.0, 30.0]),
-                                 ("BPA", "deg", [0.0, 0.0, 0.0]))],
-        name="BEAMS",
-    )  # fmt: skip
+    table = _three_beams_table()
     image = tmp_path / "casa.fits"
     hdu = fits.PrimaryHDU(np.full((200, 200), 1e-3, np.float32), header)
     fits.HDUList([hdu, table]).writeto(image)
