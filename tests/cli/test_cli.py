@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 import warnings
@@ -879,6 +880,86 @@ def test_model_init_exports_next_version(
     assert info["version"] == 1
     assert info["metadata"]["trained"] is False
     assert info["metadata"]["description"].startswith("placeholder: untrained Radio U-Net")
+
+
+def test_model_init_needs_repo_and_writes_models_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No default repository (it was the shipped one); the new repository gets its models.config."""
+    code, _, err = run_main(["model", "init", "--base-filters", "2"], capsys)
+    assert code == 2
+    assert err.splitlines()[-1] == (
+        "radiounet model init: error: the following arguments are required: --repo"
+    )
+    repo = tmp_path / "repo"
+    code, out, err = run_main(["model", "init", "--repo", str(repo), "--base-filters", "2"], capsys)
+    assert code == 0, err
+    assert out.splitlines()[-1] == (
+        f"written {repo / 'models.config'} (serves radio_unet, latest version)"
+    )
+    assert 'base_path: "/models/radio_unet"' in (repo / "models.config").read_text()
+    code, out, err = run_main(["model", "init", "--repo", str(repo), "--base-filters", "2"], capsys)
+    assert code == 0, err
+    assert "models.config" not in out  # it already serves radio_unet
+
+
+def test_model_help_shows_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_main(["model", "init", "--help"], capsys)
+    assert code == 0
+    text = " ".join(out.split())
+    assert "usage: radiounet model init [-h] --repo DIR" in text
+    assert "--base-filters N U-Net base width (default 32, the paper's)" in text
+    assert "--seed N weight initialisation seed (default 0)" in text
+    assert "--version N version number (default: the next one)" in text
+    code, out, _ = run_main(["model", "info", "--help"], capsys)
+    assert code == 0
+    assert "--model-version N model version (default latest)" in " ".join(out.split())
+
+
+@pytest.fixture
+def corrupt_repo(tiny_model_repo: Path, tmp_path: Path) -> Path:
+    """A copy of the tiny model repository whose saved_model.pb is not a protobuf."""
+    repo = tmp_path / "corrupt"
+    shutil.copytree(tiny_model_repo, repo)
+    (repo / "radio_unet" / "1" / "saved_model.pb").write_bytes(b"hello not protobuf\n")
+    return repo
+
+
+def test_model_info_refuses_a_corrupt_saved_model(
+    corrupt_repo: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_main(["model", "info", "--model", str(corrupt_repo)], capsys)
+    assert code == 2
+    assert out == ""
+    version = corrupt_repo / "radio_unet" / "1"
+    line = assert_one_line_error(err, "model", "corrupt")
+    assert line == (
+        f"radiounet model: error: {version}: corrupt saved_model.pb (Wire format was corrupt)"
+    )
+
+
+@pytest.mark.parametrize("command", ["demo", "segment"])
+def test_commands_name_a_corrupt_saved_model_in_one_line(
+    command: str,
+    corrupt_repo: Path,
+    image_path: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out_dir = tmp_path / "out"
+    argv = (
+        ["demo", "--out", str(out_dir)]
+        if command == "demo"
+        else ["segment", str(image_path), "-o", str(out_dir / "p.fits")]
+    )
+    code, _, err = run_main([*argv, "--model", str(corrupt_repo)], capsys)
+    assert code == 2
+    line = assert_one_line_error(err, command, "corrupt")
+    assert line == (
+        f"radiounet {command}: error: cannot load model version "
+        f"{corrupt_repo / 'radio_unet' / '1'}: corrupt saved_model.pb (Wire format was corrupt)"
+    )
+    assert not out_dir.exists()  # refused before any output
 
 
 # --- the console script --------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -166,7 +167,43 @@ def test_bad_input_is_exit_status_2(
     assert "--prefix must be relative to the bucket, got '/x'" in one_error_line(err, "model")
 
 
-def test_the_process_reads_the_environment(store: ObjectStore, bucket: str, tmp_path: Path) -> None:
+def test_push_refuses_unusable_versions_and_uploads_nothing(
+    store: ObjectStore,
+    bucket: str,
+    flags: list[str],
+    tiny_model_repo: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A corrupt, truncated or metadata-less version is named, one line each, before any upload."""
+    repo = tmp_path / "repo"
+    shutil.copytree(tiny_model_repo, repo)
+    (repo / "models.config").write_text('config { name: "r" base_path: "/models/radio_unet" }\n')
+    good = repo / "radio_unet" / "1"
+    for version in (2, 3, 4):
+        shutil.copytree(good, repo / "radio_unet" / str(version))
+    pb = (good / "saved_model.pb").read_bytes()
+    (repo / "radio_unet" / "2" / "saved_model.pb").write_bytes(b"hello not protobuf\n")
+    (repo / "radio_unet" / "3" / "saved_model.pb").write_bytes(pb[:1000])
+    (repo / "radio_unet" / "4" / "assets.extra" / "radiounet.json").unlink()
+    code, out, err = run(["model", "push", "--repo", str(repo), *flags], capsys)
+    assert code == 2
+    assert out == ""
+    folder = repo / "radio_unet"
+    assert err.splitlines() == [
+        f"radiounet model push: error: {folder / '2'}: corrupt saved_model.pb "
+        "(Wire format was corrupt); nothing pushed",
+        f"radiounet model push: error: {folder / '3'}: corrupt saved_model.pb "
+        "(Wire format was corrupt); nothing pushed",
+        f"radiounet model push: error: {folder / '4'}: no assets.extra/radiounet.json; "
+        "nothing pushed",
+    ]
+    assert not store.client().bucket_exists(bucket)  # not even created
+
+
+def test_the_process_reads_the_environment(
+    store: ObjectStore, bucket: str, tiny_model_repo: Path, tmp_path: Path
+) -> None:
     """What TF Serving's init container runs: settings from RADIOUNET_*, no flags."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RADIOUNET_")} | {
         "RADIOUNET_S3_ENDPOINT": store.s3_endpoint,
@@ -175,9 +212,9 @@ def test_the_process_reads_the_environment(store: ObjectStore, bucket: str, tmp_
         "RADIOUNET_BUCKET": bucket,
     }
     repo = tmp_path / "repo"
-    (repo / "m" / "1").mkdir(parents=True)
+    shutil.copytree(tiny_model_repo / "radio_unet" / "1", repo / "m" / "1")  # push checks it
     (repo / "models.config").write_text('config { name: "m" base_path: "/models/m" }\n')
-    (repo / "m" / "1" / "saved_model.pb").write_bytes(b"graph")
+    graph = (repo / "m" / "1" / "saved_model.pb").read_bytes()
     pushed = subprocess.run(
         [str(RADIOUNET), "model", "push", "--repo", str(repo)],
         env=env,
@@ -196,5 +233,5 @@ def test_the_process_reads_the_environment(store: ObjectStore, bucket: str, tmp_
         timeout=120,
     )
     assert pulled.returncode == 0, pulled.stderr
-    assert (tmp_path / "out" / "m" / "1" / "saved_model.pb").read_bytes() == b"graph"
+    assert (tmp_path / "out" / "m" / "1" / "saved_model.pb").read_bytes() == graph
     assert f"pulled s3://{bucket}/model_repo/ into" in pulled.stdout

@@ -285,7 +285,11 @@ def test_predictor_needs_the_serving_signature(tmp_path: Path) -> None:
     tf.saved_model.save(tf.Module(), str(version_dir))
     (version_dir / METADATA_FILE).parent.mkdir()
     (version_dir / METADATA_FILE).write_text(META.to_json())
-    with pytest.raises(ValueError, match=r"has no 'serving_default' signature \(has \[\]\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"saved_model.pb has no 'serving_default' signature from 'image' to 'probability' "
+        r"\(has \{\}\)$",
+    ):
         SavedModelPredictor(tmp_path)
 
 

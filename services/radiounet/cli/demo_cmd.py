@@ -39,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
     from ..model.repository import resolve_model
     from ..model.threshold import threshold_of
 
+    # The model first: a version that cannot load must not leave a half-written demo.
+    model = resolve_model(args.model)
+    predictor = SavedModelPredictor(model)
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     field = example_field(seed=args.seed)
@@ -52,14 +55,13 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"example field   {image_path}")
 
-    model = resolve_model(args.model)
     warn_placeholder(model.metadata.trained)
     bar = tile_progress("segment")
     try:
         segment_fits(
             image_path,
             map_path,
-            predictor=SavedModelPredictor(model),
+            predictor=predictor,
             model=model,
             profile=get_profile("lotss-dr2-lowres"),
             overwrite=True,

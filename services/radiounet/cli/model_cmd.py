@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..model.repository import (
+    CONFIG_FILE,
     DEFAULT_MODEL_NAME,
     METADATA_FILE,
     SIGNATURE,
@@ -21,7 +22,9 @@ from ..model.repository import (
     ModelVersion,
     check_writable_folder,
     default_model_repo,
+    ensure_model_config,
     resolve_model,
+    saved_model_problem,
 )
 from ..model.threshold import threshold_of
 from ._common import add_fields_options, add_model_option, model_for_fields
@@ -37,7 +40,13 @@ def register(sub: Any) -> None:
 
     info = msub.add_parser("info", help="print a version's metadata and serving signature")
     add_model_option(info)
-    info.add_argument("--model-version", type=int, default=None)
+    info.add_argument(
+        "--model-version",
+        type=int,
+        default=None,
+        metavar="N",
+        help="model version (default latest)",
+    )
     info.set_defaults(run=_info)
 
     _register_calibrate(msub)
@@ -46,12 +55,39 @@ def register(sub: Any) -> None:
         "init",
         help="export an untrained (placeholder) Radio U-Net as the next version",
         description="Build Radio U-Net with random weights (seeded) and export it in TF "
-        "Serving's layout. Its metadata says trained=false.",
+        "Serving's layout into --repo, with a models.config naming it. Its metadata says "
+        "trained=false.",
     )
-    init.add_argument("--repo", type=Path, default=default_model_repo(), help="model repository")
-    init.add_argument("--base-filters", type=int, default=32, help="U-Net base width (paper: 32)")
-    init.add_argument("--seed", type=int, default=0, help="weight initialisation seed")
-    init.add_argument("--version", type=int, default=None, help="version number (default next)")
+    # Required: a default of the shipped model_repo made an untrained placeholder its latest
+    # version, which demo, classify and the model server then use.
+    init.add_argument(
+        "--repo",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help=f"model repository to write into (the shipped one is {default_model_repo()})",
+    )
+    init.add_argument(
+        "--base-filters",
+        type=int,
+        default=32,
+        metavar="N",
+        help="U-Net base width (default %(default)s, the paper's)",
+    )
+    init.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="weight initialisation seed (default %(default)s)",
+    )
+    init.add_argument(
+        "--version",
+        type=int,
+        default=None,
+        metavar="N",
+        help="version number (default: the next one)",
+    )
     init.set_defaults(run=_init)
 
     push = msub.add_parser(
@@ -136,6 +172,10 @@ def _megabytes(n: int) -> str:
 
 def _info(args: argparse.Namespace) -> int:
     model = resolve_model(args.model, version=args.model_version)
+    # The signature printed is the one every export has: show it only if the file has it.
+    problem = saved_model_problem(model.path, metadata=False)
+    if problem is not None:
+        raise ValueError(f"{model.path}: {problem}")
     threshold = threshold_of(model)
     print(
         json.dumps(
@@ -221,7 +261,23 @@ def _init(args: argparse.Namespace) -> int:
     )
     path = export_saved_model(model, args.repo, metadata, version=args.version)
     print(f"exported placeholder model ({model.count_params():,} parameters) to {path}")
+    # TF Serving and `model push` read the repository through its models.config.
+    config = ensure_model_config(args.repo, DEFAULT_MODEL_NAME)
+    if config is not None:
+        print(f"{config} {args.repo / CONFIG_FILE} (serves {DEFAULT_MODEL_NAME}, latest version)")
     return 0
+
+
+def _bad_versions(repo: Path) -> list[str]:
+    """One line for each version of ``repo`` that TF Serving or the classifier cannot use."""
+    from radiounet.stream.model_sync import local_versions
+
+    lines = []
+    for _, _, folder in local_versions(repo):
+        problem = saved_model_problem(folder)
+        if problem is not None:
+            lines.append(f"{folder}: {problem}")
+    return lines
 
 
 def _push(args: argparse.Namespace) -> int:
@@ -229,6 +285,13 @@ def _push(args: argparse.Namespace) -> int:
     from radiounet.stream.object_store import ObjectStore
 
     prefix = normalise_prefix(args.prefix)
+    # Checked before anything goes up: a pushed corrupt latest version stops TF Serving, and
+    # one without its metadata silently loses its calibrated threshold in the classifier.
+    bad = _bad_versions(args.repo)
+    for line in bad:
+        print(f"radiounet model push: error: {line}; nothing pushed", file=sys.stderr)
+    if bad:
+        return 2
     settings = settings_with_stack(args)
 
     def body() -> int:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..tf_runtime import keras, tf
+from ..tf_runtime import keras
+from .predictor import load_saved_model
 from .repository import ModelVersion, resolve_model
 from .unet import build_radio_unet
 
@@ -44,7 +45,7 @@ def load_keras_model(version: ModelVersion | str | Path, *, dropout: float = 0.5
     model = build_radio_unet(
         base_filters=meta.base_filters, depth=meta.depth, dropout=dropout, tile=meta.tile
     )
-    loaded = tf.saved_model.load(str(resolved.path))
+    loaded = load_saved_model(resolved.path, signature=False)
     saved = getattr(loaded, "weights", None)
     if saved is None:
         raise ValueError(

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "CONFIG_FILE",
     "DEFAULT_MODEL_NAME",
     "METADATA_FILE",
     "SIGNATURE",
@@ -27,10 +28,13 @@ __all__ = [
     "ModelVersion",
     "ServingSignature",
     "check_writable_folder",
+    "config_model_folders",
     "default_model_repo",
+    "ensure_model_config",
     "next_version",
     "parse_metadata",
     "resolve_model",
+    "saved_model_problem",
     "update_metadata",
     "version_folders",
     "version_number",
@@ -38,6 +42,8 @@ __all__ = [
 
 DEFAULT_MODEL_NAME = "radio_unet"
 METADATA_FILE = Path("assets.extra") / "radiounet.json"
+#: TF Serving's model config at the top of a repository (``--model_config_file``).
+CONFIG_FILE = "models.config"
 
 
 @dataclass(frozen=True)
@@ -292,3 +298,148 @@ def resolve_model(
         path=version_dir,
         metadata=_read_metadata(version_dir),
     )
+
+
+# --- cheap checks and models.config ------------------------------------------------------------
+
+
+def _wire_fields(data: Any) -> list[tuple[int, Any]]:
+    """``(field number, value)`` of a serialised protobuf message, decoded without its schema.
+
+    google.protobuf's own parser (as ``Empty``, keeping every field as unknown) checks
+    the wire format; the message types are TensorFlow's, whose generated modules
+    import all of TensorFlow (seconds), which a check before a push must not need.
+    """
+    from google.protobuf import empty_pb2
+    from google.protobuf.message import DecodeError
+    from google.protobuf.unknown_fields import UnknownFieldSet
+
+    if not isinstance(data, bytes):  # a field of the wrong wire type
+        raise DecodeError("a message field is not length-delimited")
+    message = empty_pb2.Empty()
+    message.ParseFromString(data)
+    return [(f.field_number, f.data) for f in UnknownFieldSet(message)]
+
+
+def _map_keys(entries: list[Any]) -> list[str]:
+    """The string keys (field 1) of a protobuf map's serialised entries."""
+    keys = []
+    for entry in entries:
+        key = dict(_wire_fields(entry)).get(1, b"")
+        keys.append(key.decode() if isinstance(key, bytes) else "")
+    return keys
+
+
+def _signatures(saved_model: bytes) -> dict[str, tuple[list[str], list[str]]]:
+    """Signature name -> (input keys, output keys) of a serialised ``SavedModel``.
+
+    Field numbers of tensorflow/core/protobuf: ``SavedModel.meta_graphs`` 2,
+    ``MetaGraphDef.signature_def`` 5 (a map: key 1, value 2), ``SignatureDef.inputs`` 1
+    and ``outputs`` 2 (maps keyed by name).
+    """
+    found = {}
+    for number, meta_graph in _wire_fields(saved_model):
+        if number != 2:
+            continue
+        for field_number, entry in _wire_fields(meta_graph):
+            if field_number != 5:
+                continue
+            parts = dict(_wire_fields(entry))
+            name = _map_keys([entry])[0]
+            fields = _wire_fields(parts.get(2, b""))
+            found[name] = (
+                _map_keys([v for n, v in fields if n == 1]),
+                _map_keys([v for n, v in fields if n == 2]),
+            )
+    return found
+
+
+def saved_model_problem(
+    version_dir: str | Path, *, signature: bool = True, metadata: bool = True
+) -> str | None:
+    """Why a version folder cannot be served and classified, or None if it can.
+
+    Cheap (no TensorFlow, tens of milliseconds): ``saved_model.pb`` must parse as a
+    ``SavedModel`` whose (``signature``) :data:`SIGNATURE` takes its input and returns
+    its output, and (``metadata``) :data:`METADATA_FILE` must be valid: the classifier reads the
+    calibrated decision threshold there. The weights are not read.
+    """
+    from google.protobuf.message import DecodeError
+
+    folder = Path(version_dir)
+    pb = folder / "saved_model.pb"
+    if not pb.is_file():
+        return "no saved_model.pb"
+    try:
+        signatures = _signatures(pb.read_bytes())
+    except (DecodeError, UnicodeDecodeError) as exc:
+        reason = str(exc).rsplit(": ", 1)[-1]  # drop "Error parsing message with type Empty"
+        return f"corrupt saved_model.pb ({reason})"
+    wanted = ([SIGNATURE.input_key], [SIGNATURE.output_key])
+    if signature and signatures.get(SIGNATURE.name) != wanted:
+        have = {k: v for k, v in signatures.items() if not k.startswith("__")}
+        return (
+            f"saved_model.pb has no {SIGNATURE.name!r} signature from {SIGNATURE.input_key!r} "
+            f"to {SIGNATURE.output_key!r} (has {have})"
+        )
+    if metadata:
+        try:
+            _read_metadata(folder)
+        except ValueError as exc:
+            return str(exc).replace(f"model version {folder} has no ", "no ")
+    return None
+
+
+def config_model_folders(config_text: str) -> list[str]:
+    """The model folders a ``models.config`` names: the last component of each ``base_path``.
+
+    The same rule as the model server's (and the chart's mount of the repository
+    at ``/models``): ``base_path: "/models/radio_unet"`` is ``radio_unet/``.
+
+    >>> config_model_folders('config { name: "a" base_path: "/models/radio_unet" }')
+    ['radio_unet']
+    """
+    paths = re.findall(r'\bbase_path\s*:\s*"([^"]*)"', config_text)
+    return sorted({p.rstrip("/").rsplit("/", 1)[-1] for p in paths if p.strip("/")})
+
+
+_CONFIG_HEAD = """\
+# TensorFlow Serving model configuration (ModelServerConfig, text format).
+# Mount this repository at /models and start:
+#   tensorflow_model_server --model_config_file=/models/models.config ...
+model_config_list {
+}
+"""
+_CONFIG_ENTRY = """\
+  config {{
+    name: "{name}"
+    base_path: "/models/{name}"
+    model_platform: "tensorflow"
+    # TF Serving's default policy: serve the highest version folder.
+    model_version_policy {{ latest {{ num_versions: 1 }} }}
+  }}
+"""
+
+
+def ensure_model_config(repo: str | Path, name: str = DEFAULT_MODEL_NAME) -> str | None:
+    """Make ``repo/models.config`` serve ``name`` (as the shipped one), keeping other models.
+
+    TF Serving and ``radiounet model push`` need the file; a repository that an
+    export created has none. Returns ``"written"`` (new file), ``"updated"`` (entry
+    added) or None (it already names ``name``).
+
+    Raises
+    ------
+    ValueError
+        If an existing file has no ``model_config_list { ... }`` to add the entry to.
+    """
+    path = Path(repo) / CONFIG_FILE
+    text = path.read_text() if path.exists() else None
+    if text is not None and name in config_model_folders(text):
+        return None
+    base = _CONFIG_HEAD if text is None else text
+    close = base.rstrip().rfind("}")  # the end of model_config_list
+    if "model_config_list" not in base or close < 0:
+        raise ValueError(f"{path} has no model_config_list {{ ... }} to add {name!r} to")
+    path.write_text(base[:close] + _CONFIG_ENTRY.format(name=name) + base[close:])
+    return "written" if text is None else "updated"

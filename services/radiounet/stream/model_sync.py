@@ -52,7 +52,12 @@ from minio.error import InvalidResponseError, S3Error, ServerError
 from minio.helpers import MIN_PART_SIZE
 from tqdm import tqdm
 
-from radiounet.model.repository import version_folders, version_number
+from radiounet.model.repository import (
+    CONFIG_FILE,
+    config_model_folders,
+    version_folders,
+    version_number,
+)
 from radiounet.stream.errors import PermanentError, TransientError
 from radiounet.stream.object_store import ObjectStore, refused_credentials
 
@@ -75,7 +80,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-CONFIG_FILE = "models.config"
 DEFAULT_PREFIX = "model_repo/"
 #: Marker (and manifest) of a complete version, written after the version's files.
 MARKER = ".complete"
@@ -213,19 +217,6 @@ def local_versions(repo: Path) -> list[tuple[str, int, Path]]:
             f"model repository {str(repo)!r} has no version folder (<name>/<integer>/)"
         )
     return sorted(found, key=lambda item: (item[0], item[1]))
-
-
-def config_model_folders(config_text: str) -> list[str]:
-    """The model folders a ``models.config`` names: the last component of each ``base_path``.
-
-    The same rule as the model server's (and the chart's mount of the repository
-    at ``/models``): ``base_path: "/models/radio_unet"`` is ``radio_unet/``.
-
-    >>> config_model_folders('config { name: "a" base_path: "/models/radio_unet" }')
-    ['radio_unet']
-    """
-    paths = re.findall(r'\bbase_path\s*:\s*"([^"]*)"', config_text)
-    return sorted({p.rstrip("/").rsplit("/", 1)[-1] for p in paths if p.strip("/")})
 
 
 def normalise_prefix(prefix: str) -> str:
