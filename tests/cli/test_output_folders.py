@@ -55,6 +55,16 @@ def empty_dataset(tmp_path: Path) -> Path:
     return folder
 
 
+def unusable(kind: str, tmp_path: Path, read_only: Callable[[Path], Path]) -> tuple[Path, str]:
+    """A path no output can go under (a plain file, or a read-only folder) and why."""
+    if kind == "file":
+        blocker = tmp_path / "plainfile"
+        blocker.write_text("x")
+        return blocker, f"{blocker} is a file, not a folder"
+    blocker = read_only(tmp_path / "ro")
+    return blocker, f"cannot write into {blocker} (permission denied)"
+
+
 def assert_refused(code: int, out: str, err: str, line: str) -> None:
     assert (code, out) == (2, "")
     assert err.splitlines() == [line]
@@ -68,13 +78,7 @@ def test_train_run_dir_and_repo(
     read_only: Callable[[Path], Path],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    if kind == "file":
-        blocker = tmp_path / "plainfile"
-        blocker.write_text("x")
-        why = f"{blocker} is a file, not a folder"
-    else:
-        blocker = read_only(tmp_path / "ro")
-        why = f"cannot write into {blocker} (permission denied)"
+    blocker, why = unusable(kind, tmp_path, read_only)
     # The dataset has no fields: had the folder not been checked first, loading it would fail.
     argv = ["train", "--data", str(empty_dataset), "--base-filters", "2", "--no-progress"]
     code, out, err = run_main([*argv, "--run-dir", str(blocker / "run")], capsys)
@@ -103,13 +107,7 @@ def test_evaluate_out_is_checked_before_segmenting(
         raise AssertionError("evaluate ran before --out was checked")
 
     monkeypatch.setattr("radiounet.evaluation.run.evaluate", never)
-    if kind == "file":
-        blocker = tmp_path / "plainfile"
-        blocker.write_text("x")
-        why = f"{blocker} is a file, not a folder"
-    else:
-        blocker = read_only(tmp_path / "ro")
-        why = f"cannot write into {blocker} (permission denied)"
+    blocker, why = unusable(kind, tmp_path, read_only)
     argv = ["evaluate", "--model", str(tiny_model_repo), "--data", str(empty_dataset)]
     code, out, err = run_main([*argv, "--out", str(blocker / "ev"), "--no-pybdsf"], capsys)
     assert_refused(code, out, err, f"radiounet evaluate: error: --out {blocker}/ev: {why}")

@@ -324,8 +324,8 @@ def test_a_fresh_dataset_keeps_the_split_it_always_had() -> None:
         assert [t.field_id for t in plan if t.split == "test"] == ids, (n, seed, fraction)
 
 
-def test_an_interrupted_run_resumes_only_with_its_own_split(tmp_path: Path) -> None:
-    out = tmp_path / "ds"
+def interrupt_after_two_fields(out: Path) -> None:
+    """Simulate into ``out`` until the third field's observation fails (a lost node)."""
     done: list[int] = []
 
     def failing_observe(sky: np.ndarray, setup: Any, **kwargs: Any) -> Observation:
@@ -335,7 +335,12 @@ def test_an_interrupted_run_resumes_only_with_its_own_split(tmp_path: Path) -> N
         return fake_observe(sky, setup, **kwargs)
 
     with pytest.raises(RuntimeError, match="node lost"):
-        make(out, observe_fn=failing_observe)  # f0000 and f0001 complete, both train
+        make(out, observe_fn=failing_observe)
+
+
+def test_an_interrupted_run_resumes_only_with_its_own_split(tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    interrupt_after_two_fields(out)  # f0000 and f0001 complete, both train
     # --test-fraction 0.5 would make f0001 a test field.
     with pytest.raises(ValueError) as refused:
         make(out, resume=True, test_fraction=0.5)
@@ -388,16 +393,7 @@ def test_an_unusable_out_folder_is_refused_before_any_work(
 
 def test_an_interrupted_run_leaves_no_manifest_and_resumes(tmp_path: Path) -> None:
     out = tmp_path / "ds"
-    done: list[int] = []
-
-    def failing_observe(sky: np.ndarray, setup: Any, **kwargs: Any) -> Observation:
-        if len(done) == 2:
-            raise RuntimeError("node lost")
-        done.append(1)
-        return fake_observe(sky, setup, **kwargs)
-
-    with pytest.raises(RuntimeError, match="node lost"):
-        make(out, observe_fn=failing_observe)
+    interrupt_after_two_fields(out)
     assert not (out / "manifest.json").exists()
     assert sorted(p.name for p in (out / "fields").glob("*.json")) == ["f0000.json", "f0001.json"]
     manifest = make(out, resume=True)
