@@ -19,7 +19,7 @@ from astropy.wcs import WCS
 
 from radiounet import __version__
 from radiounet.cli._common import image_warnings_as_lines
-from radiounet.cli.main import main
+from radiounet.cli.main import build_parser, main
 from radiounet.examples import ExampleField, example_field
 from radiounet.io.fits_image import ImageWarning
 from radiounet.workflows import Cluster, aperture_on_map, classify_map
@@ -87,6 +87,27 @@ def test_help(argv: list[str], mentions: list[str], capsys: pytest.CaptureFixtur
     assert out.startswith("usage: radiounet")
     for option in mentions:
         assert option in out, option
+
+
+@pytest.mark.parametrize(
+    ("argv", "dest"),
+    [
+        (["submit", "--ra", "1", "--dec", "30"], "stack"),
+        (["status", "--all"], "stack"),
+        (["results"], "stack"),
+        (["model", "push", "--repo", "model_repo"], "stack"),
+        (["model", "pull", "--dest", "models"], "stack"),
+        (["stack", "status"], "data_dir"),
+        (["stack", "demo"], "data_dir"),
+        (["dashboards", "show"], "data_dir"),
+    ],
+)
+def test_the_stack_folder_has_both_names_everywhere(argv: list[str], dest: str) -> None:
+    # `stack`/`dashboards` said --data-dir and the others --stack for the same folder.
+    parser = build_parser()
+    for flag in ("--stack", "--data-dir"):
+        args = parser.parse_args([*argv, flag, "somewhere"])
+        assert getattr(args, dest) == Path("somewhere"), flag
 
 
 @pytest.mark.parametrize("command", ["segment", "classify"])

@@ -53,6 +53,8 @@ STACK_KEYS: Mapping[str, type] = MappingProxyType(
 def add_stack_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--stack",
+        "--data-dir",  # the name `radiounet stack` and `dashboards` use for the same folder
+        dest="stack",
         type=Path,
         default=None,
         metavar="DIR",

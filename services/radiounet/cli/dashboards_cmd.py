@@ -51,6 +51,8 @@ def register(sub: Any) -> None:
         where = q.add_mutually_exclusive_group()
         where.add_argument(
             "--data-dir",
+            "--stack",  # the name submit, status and results use for the same folder
+            dest="data_dir",
             type=Path,
             default=None,
             help="the local stack whose Prometheus to use [RADIOUNET_STACK_DIR, out/stack]",

@@ -57,6 +57,8 @@ def register(sub: Any) -> None:
     for q in (up, down, status, demo):
         q.add_argument(
             "--data-dir",
+            "--stack",  # the name submit, status and results use for the same folder
+            dest="data_dir",
             type=Path,
             default=DEFAULT_STACK_DIR,
             help="data, logs and stack.json of the stack [RADIOUNET_STACK_DIR, out/stack]",
