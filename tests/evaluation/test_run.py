@@ -393,3 +393,17 @@ def test_recorded_field_ids_decide_whatever_the_split_is_now(
     assert report["training_data"] is None and report["fields_evaluated"] == ["f0002"]
     md = render_markdown(report, FIGURES)
     assert "- Evaluated: 1 fields of split `train` (none of them trained the model, by its " in md
+
+
+def test_a_sweep_figure_without_clusters_draws_no_empty_legend(tmp_path: Path) -> None:
+    # One field whose clusters all miss the image: nothing to label. matplotlib warns
+    # ("No artists with labels found") on an empty legend, an error under this suite.
+    from radiounet.evaluation.report import plot_sweep
+
+    report = {
+        "model": {"name": "radio_unet", "version": 1},
+        "n_fields": 1,
+        "classification": {"clusters": [{"ratio": None, "positive": True}], "sweep": []},
+    }
+    plot_sweep(report, tmp_path / "sweep.png")
+    assert (tmp_path / "sweep.png").stat().st_size > 0

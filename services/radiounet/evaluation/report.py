@@ -702,8 +702,14 @@ def plot_iou(report: dict[str, Any], path: Path) -> None:
     ax.set_ylim(0, 1.05)
     ax.set_ylabel("mean IoU (eq. 5)")
     ax.set_title(_title("segmentation", report), fontsize=10)
-    ax.legend(loc="lower right", fontsize=8)
+    _legend(ax, loc="lower right", fontsize=8)
     _save(fig, path)
+
+
+def _legend(ax: Any, **kwargs: Any) -> None:
+    """A legend when the axes have labelled artists (an empty one makes matplotlib warn)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kwargs)
 
 
 def _title(what: str, report: dict[str, Any]) -> str:
@@ -742,7 +748,7 @@ def plot_detection(report: dict[str, Any], path: Path) -> None:
     ax.set_yticks(np.linspace(0, 1, 6))
     ax.set_ylabel("fraction (95% Wilson intervals)")
     ax.set_title(_title("detection", report), fontsize=10)
-    ax.legend(fontsize=7, loc="upper center", ncol=2)
+    _legend(ax, fontsize=7, loc="upper center", ncol=2)
     if sweep:
         _plot_detection_sweep(fig.add_subplot(1, 2, 2), sweep)
     _save(fig, path)
@@ -765,7 +771,7 @@ def _plot_detection_sweep(ax: Axes, sweep: Sequence[dict[str, Any]]) -> None:
     ax.set_xlabel("recall")
     ax.set_ylabel("precision")
     ax.set_title("network at other pixel thresholds (diagnostic)", fontsize=10)
-    ax.legend(fontsize=7, loc="upper right")
+    _legend(ax, fontsize=7, loc="upper right")
 
 
 def plot_sweep(report: dict[str, Any], path: Path) -> None:
@@ -800,7 +806,7 @@ def plot_sweep(report: dict[str, Any], path: Path) -> None:
     top.set_xscale("log")
     top.set_ylabel("clusters")
     top.set_xlabel(f"R in 2.2 R500 (values below {floor:g} drawn at {floor:g})", fontsize=8)
-    top.legend(fontsize=8)
+    _legend(top, fontsize=8)
     top.set_title(_title("cluster classification", report), fontsize=10)
     sweep = cls.get("sweep") or []
     if sweep:
@@ -828,7 +834,7 @@ def plot_sweep(report: dict[str, Any], path: Path) -> None:
     bottom.set_ylim(0, 1.05)
     bottom.set_xlabel("R threshold")
     bottom.set_ylabel("fraction")
-    bottom.legend(fontsize=8, loc="lower left")
+    _legend(bottom, fontsize=8, loc="lower left")
     _save(fig, path)
 
 
