@@ -110,6 +110,18 @@ def test_the_stack_folder_has_both_names_everywhere(argv: list[str], dest: str) 
         assert getattr(args, dest) == Path("somewhere"), flag
 
 
+@pytest.mark.parametrize("action", ["push", "pull"])
+def test_model_push_and_pull_offer_only_object_store_settings(
+    action: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run_main(["model", action, "--help"], capsys)
+    assert code == 0
+    for flag in ("--s3-endpoint", "--s3-access-key", "--s3-secret-key", "--bucket", "--stack"):
+        assert flag in out, flag
+    for flag in ("--kafka-bootstrap", "--model-server", "--max-poll-records", "--metrics-port"):
+        assert flag not in out, flag
+
+
 @pytest.mark.parametrize("command", ["segment", "classify"])
 def test_ra_dec_help_says_icrs(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run_main([command, "--help"], capsys)

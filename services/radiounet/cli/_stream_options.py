@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from radiounet.stream.errors import StageError, TransientError
 from radiounet.stream.object_store import ObjectStore
@@ -19,10 +19,12 @@ __all__ = [
 ]
 
 
-def add_stream_options(parser: argparse.ArgumentParser) -> None:
-    """``--stack`` and one flag per connection setting."""
+def add_stream_options(
+    parser: argparse.ArgumentParser, *, only: Collection[str] | None = None
+) -> None:
+    """``--stack`` and one flag per connection setting (those in ``only``, if given)."""
     add_stack_argument(parser)
-    add_settings_arguments(parser)
+    add_settings_arguments(parser, only=only)
 
 
 def open_store(settings: Settings) -> ObjectStore:

@@ -27,6 +27,7 @@ from ..model.repository import (
     saved_model_problem,
 )
 from ..model.threshold import threshold_of
+from ..stream.settings import OBJECT_STORE_SETTINGS
 from ._common import add_fields_options, add_model_option, model_for_fields
 from ._stack_settings import settings_with_stack
 from ._stream_options import add_stream_options, guarded
@@ -106,7 +107,7 @@ def register(sub: Any) -> None:
         help="model repository (in the image: /opt/radiounet/model_repo)",
     )
     _add_prefix(push)
-    add_stream_options(push)
+    add_stream_options(push, only=OBJECT_STORE_SETTINGS)  # no broker or model server
     push.set_defaults(run=_push)
 
     pull = msub.add_parser(
@@ -129,7 +130,7 @@ def register(sub: Any) -> None:
         help="how long to wait for the repository to be complete (default 0: look once)",
     )
     _add_prefix(pull)
-    add_stream_options(pull)
+    add_stream_options(pull, only=OBJECT_STORE_SETTINGS)
     pull.set_defaults(run=_pull)
 
 

@@ -9,11 +9,17 @@ import argparse
 import dataclasses
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["ENV_PREFIX", "Settings", "add_settings_arguments", "settings_from"]
+__all__ = [
+    "ENV_PREFIX",
+    "OBJECT_STORE_SETTINGS",
+    "Settings",
+    "add_settings_arguments",
+    "settings_from",
+]
 
 ENV_PREFIX = "RADIOUNET_"
 
@@ -119,10 +125,21 @@ def _parse(kind: Any, text: str) -> Any:
     return text
 
 
-def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add one ``--flag`` per setting; each defaults to its ``RADIOUNET_*`` variable."""
+#: The settings of a command that only talks to the object store.
+OBJECT_STORE_SETTINGS = frozenset(
+    {"s3_endpoint", "s3_secure", "s3_access_key", "s3_secret_key", "bucket", "log_level"}
+)
+
+
+def add_settings_arguments(
+    parser: argparse.ArgumentParser, *, only: Collection[str] | None = None
+) -> None:
+    """Add one ``--flag`` per setting (or per setting in ``only``); each defaults to its
+    ``RADIOUNET_*`` variable."""
     group = parser.add_argument_group("connection and behaviour (env RADIOUNET_<NAME>)")
     for f in fields(Settings):
+        if only is not None and f.name not in only:
+            continue
         flag = "--" + f.name.replace("_", "-")
         env = ENV_PREFIX + f.name.upper()
         group.add_argument(
