@@ -43,16 +43,6 @@ def _stand_in(tmp_path: Path, name: str, port: int | None = None) -> tuple[Manag
     return proc, port
 
 
-def _record(proc: ManagedProcess, port: int) -> ComponentRecord:
-    return ComponentRecord.for_process(
-        proc,
-        ports={"metrics": port},
-        probe="metrics",
-        endpoint=f"http://127.0.0.1:{port}",
-        data_dir=proc.log_path.parent,
-    )
-
-
 OPTIONS = {"source": "simulated", "source_args": [], "tilers": 2, "model_repo": "/models/repo"}
 
 
@@ -66,7 +56,7 @@ def recorded(tmp_path: Path) -> Iterator[tuple[Path, dict[str, ManagedProcess]]]
         proc, port = _stand_in(data_dir, name)
         proc.start()
         procs[name] = proc
-        records[name] = _record(proc, port)
+        records[name] = stack_module._service_record(proc, port)  # as the stack records them
     settings = {"kafka_bootstrap": "127.0.0.1:1", "s3_endpoint": "127.0.0.1:2"}
     save_state(
         StackState(
