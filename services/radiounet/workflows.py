@@ -211,8 +211,7 @@ class Classification:
     @property
     def fraction_valid(self) -> float:
         """Share of the whole aperture's pixels that lie in the image and are not blanked."""
-        d = self.detection
-        return d.n_pixels / circle_pixel_count(self.centre_xy, d.radius_pix)
+        return self.detection.fraction_valid
 
     @property
     def coverage_warning(self) -> str | None:

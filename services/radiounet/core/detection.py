@@ -47,6 +47,9 @@ class DetectionResult:
         Aperture radius in pixels.
     fraction_in_image : float
         Share of the full aperture's area that lies in the image (1 when whole).
+    fraction_valid : float
+        Share of the full aperture's pixels that lie in the image and are not
+        blanked (``n_pixels`` over the whole circle's count).
     """
 
     ratio: float
@@ -55,6 +58,7 @@ class DetectionResult:
     n_pixels: int
     radius_pix: float
     fraction_in_image: float
+    fraction_valid: float
 
 
 def circle_mask(
@@ -191,4 +195,5 @@ def detection_ratio(
         n_pixels=int(valid.size),
         radius_pix=float(radius_pix),
         fraction_in_image=float(inside.sum()) / n_full,
+        fraction_valid=valid.size / n_full,
     )

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from radiounet.core.components import Component
-from radiounet.core.detection import DetectionResult
+from radiounet.core.detection import DetectionResult, circle_pixel_count
 from radiounet.stream.classifier.results import (
     RESULT_COLUMNS,
     SCHEMA_VERSION,
@@ -74,6 +74,7 @@ def classification(components: list[Component], *, ratio: float = 0.021) -> Clas
             n_pixels=31_000,
             radius_pix=99.5,
             fraction_in_image=1.0,
+            fraction_valid=31_000 / circle_pixel_count((479.5, 480.0), 99.5),
         ),
         centre_xy=(479.5, 480.0),
         theta500_arcmin=3.4,
