@@ -147,3 +147,19 @@ def test_settings_env_then_flags_and_secret_hidden():
     with pytest.raises(ValueError, match="RADIOUNET_TOPIC_PARTITIONS"):
         settings_from(env={"RADIOUNET_TOPIC_PARTITIONS": "many"})
     assert Settings().kafka_bootstrap == "127.0.0.1:9092"
+
+
+def test_settings_help_shows_each_default_but_not_the_secret():
+    import argparse
+
+    from radiounet.stream.settings import add_settings_arguments
+
+    parser = argparse.ArgumentParser()
+    add_settings_arguments(parser)
+    shown = {a.dest.removeprefix("settings_"): a.help for a in parser._actions if a.help}
+    assert shown["kafka_bootstrap"].endswith("[RADIOUNET_KAFKA_BOOTSTRAP; default 127.0.0.1:9092]")
+    assert shown["create_topics"].endswith("; default true]")
+    assert shown["max_poll_interval_ms"].endswith("; default 300000]")
+    assert shown["instance"].endswith("; default this host's name]")
+    assert Settings().s3_secret_key not in shown["s3_secret_key"]
+    assert Settings().s3_secret_key not in parser.format_help()

@@ -20,6 +20,7 @@ STAGES = ("fetcher", "tiler", "reassembler", "classifier")
 
 
 def register(sub: Any) -> None:
+    from ..core.detection import DEFAULT_RADIUS_R500
     from ..stream.settings import add_settings_arguments
 
     p = sub.add_parser(
@@ -40,14 +41,21 @@ def register(sub: Any) -> None:
     )
     f.add_argument("--url-template", default=None, help="HTTP source: cutout URL template")
     f.add_argument("--mosaic-dir", type=Path, default=None, help="mosaics source: directory")
-    f.add_argument("--http-timeout", type=float, default=60.0, help="HTTP source: timeout [s]")
+    f.add_argument(
+        "--http-timeout", type=float, default=60.0, help="HTTP source: timeout [s] (default 60)"
+    )
 
     t = stages.add_parser("tiler", help="cutouts -> TF Serving -> probability-tile chunks")
-    t.add_argument("--chunk-tiles", type=int, default=16, help="tiles per Predict call and chunk")
     t.add_argument(
-        "--max-in-flight", type=int, default=4, help="concurrent Predict calls (fill the batches)"
+        "--chunk-tiles", type=int, default=16, help="tiles per Predict call and chunk (default 16)"
     )
-    t.add_argument("--deadline", type=float, default=60.0, help="Predict deadline [s]")
+    t.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=4,
+        help="concurrent Predict calls (fill the batches; default 4)",
+    )
+    t.add_argument("--deadline", type=float, default=60.0, help="Predict deadline [s] (default 60)")
 
     r = stages.add_parser("reassembler", help="tile chunks -> probability map FITS + quicklook")
     r.add_argument(
@@ -74,7 +82,12 @@ def register(sub: Any) -> None:
         "for every map (`radiounet model calibrate`; a version without one gets the paper's "
         "0.015); without it and --threshold, the paper's 0.015 applies to every map",
     )
-    c.add_argument("--radius", type=float, default=None, help="aperture radius [R500]")
+    c.add_argument(
+        "--radius",
+        type=float,
+        default=None,
+        help=f"aperture radius [R500] (default {DEFAULT_RADIUS_R500}, the paper's)",
+    )
 
     for parser in (f, t, r, c):
         add_settings_arguments(parser)

@@ -147,8 +147,18 @@ def add_settings_arguments(
             dest=f"settings_{f.name}",
             metavar=f.name.upper(),
             default=None,
-            help=f"{f.metadata['help']} [{env}]",
+            help=f"{f.metadata['help']} [{env}; default {_shown_default(f)}]",
         )
+
+
+def _shown_default(f: dataclasses.Field[Any]) -> str:
+    """A setting's default as ``--help`` shows it (``%`` doubled for argparse)."""
+    if f.metadata.get("secret"):
+        return "the local stack's"
+    if f.default is dataclasses.MISSING:  # a default_factory: the instance's host name
+        return "this host's name"
+    text = str(f.default).lower() if isinstance(f.default, bool) else str(f.default)
+    return text.replace("%", "%%")
 
 
 def settings_from(
