@@ -571,3 +571,29 @@ def test_the_real_observation_runs_end_to_end(tmp_path: Path) -> None:
         same = np.corrcoef(data.ravel(), smooth.ravel())[0, 1]
         flipped = np.corrcoef(data.ravel(), smooth[:, ::-1].ravel())[0, 1]
         assert same > 0.5 and same > flipped + 0.3
+
+
+# Full-size fields (960 px, the whole track and CLEAN): ~7 s each.
+@pytest.mark.filterwarnings(
+    r"ignore:Exception ignored in.*lofarantpos:pytest.PytestUnraisableExceptionWarning"
+)
+def test_lowres_fields_measure_the_surveys_rms() -> None:
+    # LoTSS-DR2's 20" maps have a median measured rms of 95 uJy/beam (Shimwell et al. 2022):
+    # thermal noise, confusion from the faint sources and calibration artefacts together. The
+    # set-up's thermal part is less, so that the whole comes out at the survey's figure.
+    setup = get_setup("lotss-dr2-lowres")
+    rms = []
+    for task in field_plan(3, 7, test_fraction=0.0):
+        result = simulate_field(
+            task.field_id,
+            task.seed,
+            setup,
+            split=task.split,
+            ra_deg=task.ra_deg,
+            dec_deg=task.dec_deg,
+            nthreads=2,
+        )
+        rms.append(result.observation.rms_jy_beam * 1e6)
+    assert setup.rms_jy_beam * 1e6 < min(rms)
+    assert 85 < float(np.median(rms)) < 110, rms
+    assert max(rms) < 125, rms

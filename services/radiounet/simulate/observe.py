@@ -13,9 +13,10 @@ gridding:
    is multiplied by ``g_p conj(g_q)`` (:func:`station_gain_errors`,
    :func:`apply_station_gains`). ``phi_s`` and ``a_s`` are smooth Gaussian
    processes in time (correlation time ``setup.gain_error_timescale_s``, 20
-   min) of rms ``setup.phase_error_deg`` (3 deg on stations 50 km or more from
-   the core, down to 0.9 deg in the core: :func:`station_phase_scale`; the
-   phase scales as ``1 / frequency``) and ``setup.amplitude_error`` (1 %). The
+   min) of rms ``setup.phase_error_deg`` (paper-6arcsec: 3 deg on stations 50
+   km or more from the core, down to 0.9 deg in the core:
+   :func:`station_phase_scale`; lotss-dr2-lowres: half; the phase scales as
+   ``1 / frequency``) and ``setup.amplitude_error`` (1 %; 0.5 %). The
    imager and CLEAN do not know them, as in a real image after calibration;
 4. thermal noise: complex Gaussian per visibility, its variance proportional
    to the two stations' SEFDs, scaled so that noise alone imaged with the
@@ -27,17 +28,17 @@ gridding:
    image to ``max(threshold, (1 - major_gain) * peak)`` (the last allowed cycle
    to the threshold), then the model is predicted with ``dirty2vis``,
    subtracted from the visibilities, and the residual re-imaged. The
-   threshold is ``clean_threshold_sigma * rms_jy_beam`` (the paper: 5 sigma),
+   threshold is ``clean_threshold_sigma * rms_jy_beam`` (the paper: 5 sigma;
+   lotss-dr2-lowres: 10 of its thermal sigma, ~5 of its measured rms),
    and ``max_iterations`` caps the components in all. Without gain errors
    compact sources would clean perfectly (the sky and the image share one
    pixel grid and the PSF is exact); with them, every bright source keeps
    rings and spokes that CLEAN cannot model, as in LOFAR images: around a
-   1 Jy point source in ``lotss-dr2-lowres`` the rms at 1-5' is 3.0-3.6x the
-   thermal rms there, 1.45x at 5-10', 1.25x at 10-20', 1.1x at 20-40' (three
-   seeds); the robust residual rms within 18' of a random-sky field's centre
-   rises by 4-31 % (median 14 %, 14 fields) over exact gains. CLEAN takes
-   components on
-   the artefacts above its threshold, like WSClean without a mask. Add the
+   1 Jy point source in ``lotss-dr2-lowres`` the rms at 1-5' is 3.2-4.0x the
+   thermal rms there, 1.5x at 5-10', 1.3x at 10-20', 1.1x at 20-40' (three
+   seeds; :mod:`radiounet.simulate.setups` has the figures for 3 deg / 1 %).
+   CLEAN takes components on the artefacts above its threshold, like WSClean
+   without a mask. Add the
    sources that need more components than the cap allows and the
    sub-threshold emission left in the residual: imperfectly cleaned images,
    as the paper wanted;
