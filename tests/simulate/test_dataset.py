@@ -27,6 +27,7 @@ from radiounet.simulate.dataset import (
     field_plan,
     simulate_dataset,
     simulate_field,
+    simulate_task,
     write_field,
 )
 from radiounet.simulate.observe import Observation
@@ -518,15 +519,7 @@ def test_cli_setup_choices_are_the_known_setups() -> None:
 
 def test_a_field_without_clusters_has_an_empty_mask() -> None:
     for task in field_plan(40, 0):
-        result = simulate_field(
-            task.field_id,
-            task.seed,
-            SMALL,
-            split=task.split,
-            ra_deg=task.ra_deg,
-            dec_deg=task.dec_deg,
-            observe_fn=fake_observe,
-        )
+        result = simulate_task(task, SMALL, observe_fn=fake_observe)
         if not result.sky.clusters:
             break
     else:
@@ -584,15 +577,7 @@ def test_lowres_fields_measure_the_surveys_rms() -> None:
     setup = get_setup("lotss-dr2-lowres")
     rms = []
     for task in field_plan(3, 7, test_fraction=0.0):
-        result = simulate_field(
-            task.field_id,
-            task.seed,
-            setup,
-            split=task.split,
-            ra_deg=task.ra_deg,
-            dec_deg=task.dec_deg,
-            nthreads=2,
-        )
+        result = simulate_task(task, setup, nthreads=2)
         rms.append(result.observation.rms_jy_beam * 1e6)
     assert setup.rms_jy_beam * 1e6 < min(rms)
     assert 85 < float(np.median(rms)) < 110, rms

@@ -80,6 +80,7 @@ __all__ = [
     "field_plan",
     "simulate_dataset",
     "simulate_field",
+    "simulate_task",
     "write_field",
 ]
 
@@ -455,21 +456,31 @@ def field_plan(n_fields: int, seed: int, *, test_fraction: float = 0.1) -> list[
     ]
 
 
+def simulate_task(
+    task: FieldTask,
+    setup: ObservationSetup | str,
+    *,
+    nthreads: int = 1,
+    observe_fn: ObserveFn | None = None,
+) -> FieldResult:
+    """:func:`simulate_field` of one field of a :func:`field_plan` (no I/O)."""
+    return simulate_field(
+        task.field_id,
+        task.seed,
+        _resolve_setup(setup),
+        split=task.split,
+        ra_deg=task.ra_deg,
+        dec_deg=task.dec_deg,
+        nthreads=nthreads,
+        observe_fn=observe_fn,
+    )
+
+
 def _run_task(
     task: FieldTask, setup: ObservationSetup, out_dir: Path, observe_fn: ObserveFn | None
 ) -> dict[str, Any]:
     """Simulate and write one field (in a worker process); return its manifest entry."""
-    result = simulate_field(
-        task.field_id,
-        task.seed,
-        setup,
-        split=task.split,
-        ra_deg=task.ra_deg,
-        dec_deg=task.dec_deg,
-        nthreads=1,
-        observe_fn=observe_fn,
-    )
-    return write_field(result, out_dir)
+    return write_field(simulate_task(task, setup, observe_fn=observe_fn), out_dir)
 
 
 def _completed_entry(
