@@ -401,6 +401,48 @@ def test_an_interrupted_run_leaves_no_manifest_and_resumes(tmp_path: Path) -> No
     assert len(load(manifest)["fields"]) == 4
 
 
+NEW_FOLDER = (
+    ": completing it now would mix two kinds of field; simulate a new dataset into another "
+    "folder (with the same --seed it has the same skies)"
+)
+QUIETER = dataclasses.replace(SMALL, rms_jy_beam=SMALL.rms_jy_beam / 2, phase_error_deg=1.0)
+CHANGED = (
+    f"with another test-small set-up than this one: rms_jy_beam {SMALL.rms_jy_beam!r} there, "
+    f"{QUIETER.rms_jy_beam!r} here; phase_error_deg {SMALL.phase_error_deg!r} there, 1.0 here"
+)
+
+
+def test_resume_refuses_a_set_up_whose_parameters_changed(tmp_path: Path) -> None:
+    # A set-up keeps its name when its parameters change (lotss-dr2-lowres's noise did):
+    # completing an older dataset would mix fields of two noise models.
+    out = tmp_path / "ds"
+    manifest = make(out)
+    (out / "fields" / "f0003.json").unlink()
+    with pytest.raises(ValueError) as refused:
+        make(out, resume=True, setup=QUIETER)
+    assert str(refused.value) == f"{out} holds a dataset simulated {CHANGED}{NEW_FOLDER}"
+    # Interrupted before its manifest: each field's sidecar records the set-up.
+    manifest.unlink()
+    with pytest.raises(ValueError) as refused:
+        make(out, resume=True, setup=QUIETER)
+    assert str(refused.value) == (
+        f"{out / 'fields' / 'f0000.json'}: f0000 was simulated {CHANGED}{NEW_FOLDER}"
+    )
+    # Sidecars written before they recorded the set-up in full cannot be checked.
+    sidecar = out / "fields" / "f0001.json"
+    payload = json.loads(sidecar.read_text())
+    del payload["setup_parameters"]
+    sidecar.write_text(json.dumps(payload))
+    with pytest.raises(ValueError) as refused:
+        make(out, resume=True)
+    assert str(refused.value) == (
+        f"{sidecar}: written before sidecars recorded the set-up in full (radiounet before "
+        f"2026-11-22), so whether its field was simulated with this test-small cannot be "
+        f"told{NEW_FOLDER}"
+    )
+    assert not (out / "manifest.json").exists()
+
+
 def test_split_fraction_is_respected_and_deterministic() -> None:
     plan = field_plan(40, 5, test_fraction=0.1)
     assert sum(t.split == "test" for t in plan) == 4
@@ -440,7 +482,12 @@ def test_write_field_returns_the_entry_it_stores(tmp_path: Path) -> None:
     )
     entry = write_field(result, tmp_path)
     sidecar = json.loads((tmp_path / "fields" / "f0000.json").read_text())
-    assert sidecar == {"format": DATASET_FORMAT, "setup": "test-small", "field": entry}
+    assert sidecar == {
+        "format": DATASET_FORMAT,
+        "setup": "test-small",
+        "setup_parameters": SMALL.to_dict(),
+        "field": entry,
+    }
 
 
 def run_cli(argv: list[str]) -> int:

@@ -392,7 +392,12 @@ def write_field(result: FieldResult, out_dir: str | Path) -> dict[str, Any]:
     entry = result.entry()
     _write_json(
         fields_dir / f"{result.field_id}.json",
-        {"format": DATASET_FORMAT, "setup": result.setup.name, "field": entry},
+        {
+            "format": DATASET_FORMAT,
+            "setup": result.setup.name,
+            "setup_parameters": result.setup.to_dict(),
+            "field": entry,
+        },
     )
     return entry
 
@@ -502,6 +507,9 @@ def _completed_entry(
             f"{sidecar}: field made with set-up {made_with[0]!r} and seed {made_with[1]!r}, "
             f"this run needs {setup.name!r} and {task.seed!r}: the folder holds another dataset"
         )
+    changed = _setup_changes(payload.get("setup_parameters"), setup)
+    if changed:
+        raise ValueError(f"{sidecar}: {task.field_id} was simulated {changed}{_NEW_FOLDER}")
     # Never re-split: a held-out test field that moved into train would leak into training.
     if entry.get("split") != task.split:
         raise ValueError(
@@ -510,6 +518,40 @@ def _completed_entry(
             "those of the interrupted run"
         )
     return dict(entry)
+
+
+_NEW_FOLDER = (
+    ": completing it now would mix two kinds of field; simulate a new dataset into another "
+    "folder (with the same --seed it has the same skies)"
+)
+
+
+def _setup_changes(recorded: Any, setup: ObservationSetup) -> str:
+    """How ``setup`` differs from the set-up ``recorded`` in a dataset ("" when it does not).
+
+    Set-ups are named, but a name's parameters can change between releases (the
+    ``lotss-dr2-lowres`` noise did), so a resume compares them all.
+
+    >>> from radiounet.simulate.setups import get_setup
+    >>> low = get_setup("lotss-dr2-lowres")
+    >>> _setup_changes(low.to_dict(), low)
+    ''
+    >>> _setup_changes({**low.to_dict(), "rms_jy_beam": 9.5e-05}, low)
+    'with another lotss-dr2-lowres set-up than this one: rms_jy_beam 9.5e-05 there, 4.5e-05 here'
+    """
+    if recorded is None:
+        return ""
+    current = setup.to_dict()
+    if not isinstance(recorded, dict):
+        return f"with an unreadable set-up record ({recorded!r})"
+    diffs = [
+        f"{key} {recorded.get(key, 'unset')!r} there, {current.get(key, 'unset')!r} here"
+        for key in [*current, *(k for k in recorded if k not in current)]
+        if recorded.get(key, "unset") != current.get(key, "unset")
+    ]
+    if not diffs:
+        return ""
+    return f"with another {setup.name} set-up than this one: {'; '.join(diffs)}"
 
 
 def _check_resume(
@@ -528,12 +570,20 @@ def _check_resume(
         # Interrupted before the manifest: _completed_entry checks each field's seed and
         # split; a field this run would not list must not be left behind unlisted.
         ids = {task.field_id for task in plan}
-        extra = sorted(p.stem for p in (out / "fields").glob("*.json") if p.stem not in ids)
+        sidecars = sorted((out / "fields").glob("*.json"))
+        extra = [p.stem for p in sidecars if p.stem not in ids]
         if extra:
             raise ValueError(
                 f"{out / 'fields'} holds fields that --fields {len(plan)} leaves out "
                 f"({', '.join(extra)}): resume with the --fields of the interrupted run"
             )
+        for path in sidecars:
+            if '"setup_parameters"' not in path.read_text(encoding="utf-8"):
+                raise ValueError(
+                    f"{path}: written before sidecars recorded the set-up in full "
+                    "(radiounet before 2026-11-22), so whether its field was simulated with "
+                    f"this {setup.name} cannot be told{_NEW_FOLDER}"
+                )
         return
     try:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
@@ -545,6 +595,10 @@ def _check_resume(
     differs = []
     if setup.name != name:
         differs.append(f"--setup {setup.name} where it has {name}")
+    else:
+        changed = _setup_changes(manifest["setup"], setup)
+        if changed:
+            raise ValueError(f"{out} holds a dataset simulated {changed}{_NEW_FOLDER}")
     if seed != made_seed:
         differs.append(f"--seed {seed} where it has {made_seed}")
     if len(plan) != n:
