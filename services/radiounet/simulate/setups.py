@@ -298,8 +298,8 @@ SETUPS: dict[str, ObservationSetup] = {
             # alone give ~77 uJy/beam here (thermal 60, exact gains: 98 measured).
             # So the thermal part and the gain errors are what is left for the rest:
             # 45 uJy/beam and half the paper-6arcsec errors give fields measuring
-            # 89-106 uJy/beam, median 96 (10 fields), where 95 uJy/beam thermal with
-            # 3 deg / 1 % gave 140-155, median 146.
+            # 83-123 uJy/beam, median 96 (240 fields, seed 1), where 95 uJy/beam
+            # thermal with 3 deg / 1 % gave 129-184, median 146.
             rms_jy_beam=45e-6,
             # 450 uJy/beam: ~5 sigma of the fields' measured rms, where WSClean's
             # automatic threshold, set on the residual's rms, would stop.
