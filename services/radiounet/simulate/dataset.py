@@ -463,7 +463,7 @@ def field_plan(n_fields: int, seed: int, *, test_fraction: float = 0.1) -> list[
 
 def simulate_task(
     task: FieldTask,
-    setup: ObservationSetup | str,
+    setup: ObservationSetup,
     *,
     nthreads: int = 1,
     observe_fn: ObserveFn | None = None,
@@ -472,7 +472,7 @@ def simulate_task(
     return simulate_field(
         task.field_id,
         task.seed,
-        _resolve_setup(setup),
+        setup,
         split=task.split,
         ra_deg=task.ra_deg,
         dec_deg=task.dec_deg,
